@@ -1,0 +1,18 @@
+"""The ``refvps`` command line: each command parses, calls the Python API and prints."""
+from __future__ import annotations
+
+import click
+
+from refvps import __version__
+from refvps.cli.common import RefvpsGroup
+from refvps.cli.evaluate import demo_command, eval_command, sample_command
+
+
+@click.group(cls=RefvpsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="refvps")
+def main() -> None:
+    """Exact, fast evaluation for referring video (process) segmentation."""
+
+
+for command in (eval_command, demo_command, sample_command):
+    main.add_command(command)

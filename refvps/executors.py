@@ -1,0 +1,55 @@
+"""Run per-video scoring tasks in-process or on a local process pool, with a progress bar."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Iterator
+
+from tqdm import tqdm
+
+from refvps.loaders.base import Benchmark, TaskResult, VideoTask
+
+EXECUTORS = ("process",)
+
+_STATE: dict = {}
+
+
+def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # parallelism comes from the processes
+    _STATE.update(benchmark=benchmark, store=store, allow_missing=allow_missing)
+
+
+def _score(task: VideoTask) -> TaskResult:
+    return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_missing: bool,
+                workers: int | None = None, executor: str = "process",
+                progress: bool = True) -> Iterator[TaskResult]:
+    """Yield one :class:`TaskResult` per task (in completion order)."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    workers = default_workers() if workers is None else max(1, workers)
+    workers = min(workers, len(tasks)) or 1
+    bar = tqdm(total=len(tasks), unit="video", desc=f"scoring {benchmark.name}",
+               disable=None if progress else True, leave=False)
+    try:
+        if workers == 1:
+            for task in tasks:
+                yield benchmark.score_task(task, store, allow_missing)
+                bar.update()
+            return
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                 initargs=(benchmark, store, allow_missing)) as pool:
+            futures = [pool.submit(_score, task) for task in tasks]
+            for future in as_completed(futures):
+                yield future.result()
+                bar.update()
+    finally:
+        bar.close()

@@ -1,0 +1,36 @@
+"""Benchmark registry: one module per benchmark, imported only when that benchmark is used."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask
+
+BENCHMARKS: dict[str, str] = {
+    "ref-vps": "refvps.loaders.refvps:RefVPS",
+}
+"""Command-line name -> ``module:Class`` of every benchmark, in display order."""
+
+
+def benchmark_class(name: str) -> type[Benchmark]:
+    """The :class:`Benchmark` subclass registered under ``name``."""
+    try:
+        target = BENCHMARKS[name]
+    except KeyError:
+        raise ValueError(f"unknown benchmark {name!r}; choose one of "
+                         f"{', '.join(BENCHMARKS)}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def load_benchmark(name: str = "ref-vps", data: str | Path | None = None,
+                   split: str | None = None, **options) -> Benchmark:
+    """Open benchmark ``name`` under the data root (``--data``, ``REFVPS_DATA`` or the default)."""
+    from refvps.datapaths import resolve_benchmark_root
+
+    cls = benchmark_class(name)
+    return cls(resolve_benchmark_root(cls, data), split=split, **options)
+
+
+__all__ = ["BENCHMARKS", "Benchmark", "GroundTruth", "Query", "TaskResult", "VideoTask",
+           "benchmark_class", "load_benchmark"]

@@ -1,0 +1,275 @@
+"""What every benchmark module provides: queries, ground truth, a scoring protocol.
+
+A benchmark turns a dataset on disk into :class:`VideoTask` s (one video and the queries asked
+about it). A worker loads the video's ground truth once (:meth:`Benchmark.load_gt`), scores every
+query frame by frame (:meth:`Benchmark.score_task`), and returns per-frame rows. The protocol
+(:meth:`Benchmark.aggregate`) turns the per-frame table into the numbers a paper reports.
+"""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import pandas as pd
+
+from refvps.errors import MaskError, Problem
+from refvps.masks import read_mask_bytes
+from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
+                            jf_score, region_counts, sequence_mean, sequence_recall,
+                            temporal_consistency)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One referring query: a text about one video, scored on ``frames``."""
+
+    video: str
+    query_id: str
+    text: str
+    frames: tuple[str, ...]
+    target: tuple[int, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return f"{self.video}/{self.query_id}"
+
+
+@dataclass
+class VideoTask:
+    """A picklable unit of work: one video, its queries and where its ground truth lives."""
+
+    video: str
+    queries: list[Query]
+    gt: Any = None
+
+
+@dataclass
+class TaskResult:
+    """What a worker sends back for one video."""
+
+    rows: list[dict]
+    problems: list[Problem]
+    missing: int = 0
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+class GroundTruth(ABC):
+    """Decoded ground truth of one video; ``target`` gives a query's masks on a frame."""
+
+    digests: dict[str, str]
+
+    @abstractmethod
+    def target(self, query: Query, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(foreground bool H x W, void bool H x W or None) of ``query`` on ``frame``."""
+
+
+def read_digested(path: Path, digests: dict[str, str], key: str) -> np.ndarray:
+    """Read a mask PNG once, recording the sha256 of its bytes for the data fingerprint."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MaskError(path, "file not found") from None
+    digests[key] = hashlib.sha256(data).hexdigest()
+    return read_mask_bytes(data, str(path))
+
+
+def _unit_stats(group: pd.DataFrame, compute_f: bool, decay_mode: str) -> dict:
+    j = group["J"].to_numpy()
+    stats = {
+        "J": sequence_mean(j),
+        "J_recall": sequence_recall(j),
+        "J_decay": decay_with_check(j, decay_mode, label=str(group.name)),
+        "TC": temporal_consistency(j),
+        "n_frames": int(len(group)),
+        "empty_pred_rate": float(np.mean(group["pred_area"].to_numpy() == 0)),
+        "missing_frames": int(group["pred_missing"].sum()),
+    }
+    if compute_f:
+        f = group["F"].to_numpy()
+        stats.update({"F": sequence_mean(f), "F_recall": sequence_recall(f),
+                      "F_decay": decay_with_check(f, decay_mode, label=str(group.name))})
+        stats["J&F"] = jf_score(stats["J"], stats["F"])
+    return stats
+
+
+class Benchmark(ABC):
+    """A dataset on disk plus its official scoring protocol."""
+
+    name: ClassVar[str]                 # command-line name, e.g. "ref-vps"
+    folder: ClassVar[str]               # folder under the data root, e.g. "ref-vps"
+    title: ClassVar[str]
+    splits: ClassVar[tuple[str, ...]]
+    default_split: ClassVar[str]
+    protocol: ClassVar[str]             # one-line description of the protocol followed
+    reference: ClassVar[str]            # the implementation the protocol reproduces
+    headline: ClassVar[tuple[str, ...]] = ("J&F", "J", "F")
+    compute_f: ClassVar[bool] = True
+    unit_name: ClassVar[str] = "query"  # what one unit is called in tables ("expression", ...)
+    class_key: ClassVar[str | None] = None  # unit meta column averaged first (class-averaged J)
+
+    def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
+        self.root = Path(root)
+        self.split = split or self.default_split
+        if self.split not in self.splits:
+            raise ValueError(f"{self.name}: unknown split {self.split!r}; choose one of "
+                             f"{', '.join(self.splits)}")
+        self.decay_mode = decay_mode
+
+    # --- data -------------------------------------------------------------------------------
+    @classmethod
+    def looks_like(cls, path: Path) -> bool:
+        """Whether ``path`` itself is this benchmark's folder (used to resolve ``--data``)."""
+        return False
+
+    @abstractmethod
+    def validate(self) -> list[Problem]:
+        """Every problem with the dataset on disk (empty list = valid)."""
+
+    @abstractmethod
+    def tasks(self) -> list[VideoTask]:
+        """One task per video of the split, in a stable order."""
+
+    @abstractmethod
+    def load_gt(self, task: VideoTask) -> GroundTruth:
+        """Decode the ground truth of ``task``'s video (runs in a worker)."""
+
+    def metadata_files(self) -> list[Path]:
+        """Files whose content enters the data fingerprint besides the GT masks read."""
+        return []
+
+    def queries(self) -> list[Query]:
+        return [q for task in self.tasks() for q in task.queries]
+
+    def prediction_relpath(self, query: Query, frame: str) -> str:
+        """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
+        return f"{query.video}/{query.query_id}/{frame}.png"
+
+    def units_table(self) -> pd.DataFrame:
+        """One row per query with its metadata (text, concept, annotator, class, ...)."""
+        rows = []
+        for q in self.queries():
+            row = {"unit": q.unit, "video": q.video, "query_id": q.query_id, "text": q.text,
+                   "n_words": len(q.text.split())}
+            row.update({k: v for k, v in q.meta.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # --- scoring (runs in workers) ------------------------------------------------------------
+    def read_prediction(self, reader, query: Query, frame: str) -> np.ndarray | None:
+        """The binary prediction of ``query`` on ``frame``; None when the file is absent."""
+        return reader.read_binary(self.prediction_relpath(query, frame))
+
+    def score_task(self, task: VideoTask, reader, allow_missing: bool = False) -> TaskResult:
+        """Score every query of one video frame by frame (each PNG decoded once)."""
+        problems: list[Problem] = []
+        try:
+            gt = self.load_gt(task)
+        except MaskError as exc:
+            return TaskResult([], [Problem(exc.path, exc.what)])
+        rows: list[dict] = []
+        missing = 0
+        gt_boundaries: dict[tuple, Any] = {}
+        for query in task.queries:
+            for index, frame in enumerate(query.frames):
+                try:
+                    fg, void = gt.target(query, frame)
+                except MaskError as exc:
+                    problems.append(Problem(exc.path, exc.what))
+                    continue
+                relpath = self.prediction_relpath(query, frame)
+                try:
+                    pred = reader.read_binary(relpath)
+                except MaskError as exc:
+                    problems.append(Problem(exc.path, exc.what))
+                    continue
+                is_missing = pred is None
+                if is_missing:
+                    missing += 1
+                    if not allow_missing:
+                        continue  # reported by the presence check
+                    pred = np.zeros_like(fg)
+                elif pred.shape != fg.shape:
+                    problems.append(Problem(reader.describe(relpath),
+                                            f"size {pred.shape[1]}x{pred.shape[0]} (WxH), "
+                                            f"expected {fg.shape[1]}x{fg.shape[0]}"))
+                    continue
+                rows.append(self._score_frame(query, index, frame, fg, void, pred, is_missing,
+                                              gt_boundaries))
+        return TaskResult(rows, problems, missing, dict(gt.digests))
+
+    def _score_frame(self, query: Query, index: int, frame: str, fg: np.ndarray,
+                     void: np.ndarray | None, pred: np.ndarray, is_missing: bool,
+                     gt_boundaries: dict) -> dict:
+        inter, union = region_counts(fg, pred, void)
+        row = {"unit": query.unit, "video": query.video, "query_id": query.query_id,
+               "frame": frame, "t": index, "J": 1.0 if union == 0 else inter / union,
+               "gt_area": int(np.count_nonzero(fg if void is None else fg & ~void)),
+               "pred_area": int(np.count_nonzero(pred if void is None else pred & ~void)),
+               "void_area": 0 if void is None else int(np.count_nonzero(void)),
+               "pred_missing": is_missing}
+        if self.compute_f:
+            keep = None if void is None else ~void
+            key = (frame, query.target)
+            gt_boundary = gt_boundaries.get(key)
+            if gt_boundary is None:
+                gt_boundary = gt_boundaries[key] = boundary_of(fg if keep is None else fg & keep)
+            pred_boundary = boundary_of(pred if keep is None else pred & keep)
+            row["F"] = f_from_boundaries(gt_boundary, pred_boundary, boundary_radius(fg.shape))
+        return row
+
+    # --- protocol ---------------------------------------------------------------------------
+    def unit_scores(self, frames: pd.DataFrame) -> pd.DataFrame:
+        """Per-unit statistics from the per-frame rows (frames in scoring order)."""
+        frames = frames.sort_values(["unit", "t"], kind="stable")
+        stats = frames.groupby("unit", sort=False).apply(
+            lambda g: pd.Series(_unit_stats(g, self.compute_f, self.decay_mode)),
+            include_groups=False)
+        return stats.reset_index()
+
+    def aggregate(self, frames: pd.DataFrame, units: pd.DataFrame) -> tuple[dict, dict]:
+        """(headline metrics, tables) of the protocol; ``units`` = metadata joined with scores."""
+        metrics = _dataset_means(units, self.compute_f, self.class_key)
+        return metrics, self.breakdowns(units)
+
+    def breakdowns(self, units: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Extra per-group tables (per concept, per class, ...); none by default."""
+        tables = {"videos": group_means(units, "video", self.compute_f)}
+        if self.class_key:
+            tables["classes"] = group_means(units, self.class_key, self.compute_f)
+        return tables
+
+
+def group_means(units: pd.DataFrame, key: str, compute_f: bool) -> pd.DataFrame:
+    """Mean unit scores per value of ``key`` (a list-valued column counts in every group)."""
+    metrics = ["J", "J_recall", "TC"] + (["F", "F_recall", "J&F"] if compute_f else [])
+    table = units.explode(key) if units[key].map(lambda v: isinstance(v, (list, tuple))).any() \
+        else units
+    grouped = table.groupby(key, sort=True)
+    out = grouped[metrics].mean()
+    out.insert(0, "n_units", grouped.size())
+    return out.reset_index()
+
+
+def _dataset_means(units: pd.DataFrame, compute_f: bool, class_key: str | None) -> dict:
+    def mean_of(column: str) -> float:
+        if class_key:
+            per_class = units.groupby(class_key)[column].mean()
+            return float(np.mean(per_class.to_numpy())) if len(per_class) else float("nan")
+        values = units[column].to_numpy(dtype=np.float64)
+        return float(np.mean(values)) if values.size else float("nan")
+
+    metrics = {"J": mean_of("J"), "J_recall": mean_of("J_recall"), "J_decay": mean_of("J_decay")}
+    if compute_f:
+        metrics.update({"F": mean_of("F"), "F_recall": mean_of("F_recall"),
+                        "F_decay": mean_of("F_decay")})
+        metrics["J&F"] = jf_score(metrics["J"], metrics["F"])
+    tc = units["TC"].to_numpy(dtype=np.float64)
+    metrics["TC"] = float(np.nanmean(tc)) if np.any(~np.isnan(tc)) else float("nan")
+    metrics["TC_units"] = int(np.count_nonzero(~np.isnan(tc)))
+    metrics["empty_pred_rate"] = mean_of("empty_pred_rate")
+    return metrics

@@ -1,0 +1,250 @@
+"""Ref-VPS in refvps-format 0.1 (a proposal until the official release; docs/formats/ref-vps.md).
+
+Protocol: J with Ignore (label 255) excluded from intersection and union, on the 6 fps annotated
+frames only, mean per expression, then mean over all expressions. F and J&F (with Ignore turned
+to background, as DAVIS treats void) are secondary; temporal consistency is mean |dJ| between
+consecutive annotated frames of an expression.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from refvps.errors import MaskError, Problem
+from refvps.formats import (ANNOTATION_DIR, CONCEPT_GROUPS, CONCEPTS_FILE, IGNORE_LABEL,
+                            JPEG_DIR, META_EXPRESSIONS, REFVPS_FOLDER, REFVPS_FORMAT_FILE,
+                            SPLITS_DIR)
+from refvps.loaders.base import (Benchmark, GroundTruth, Query, VideoTask, group_means,
+                                 read_digested)
+from refvps.masks import read_mask
+
+REQUIRED_VIDEO_KEYS = ("frames", "anno_frames", "expressions")
+
+
+class _ClipGT(GroundTruth):
+    def __init__(self, video: str, annotation_dir: Path, size: tuple[int, int] | None):
+        self.video = video
+        self.annotation_dir = annotation_dir
+        self.size = size
+        self.labels: dict[str, np.ndarray] = {}
+        self.digests: dict[str, str] = {}
+
+    def label(self, frame: str) -> np.ndarray:
+        labels = self.labels.get(frame)
+        if labels is None:
+            path = self.annotation_dir / f"{frame}.png"
+            labels = read_digested(path, self.digests, f"{ANNOTATION_DIR}/{self.video}/{frame}.png")
+            if self.size is not None and labels.shape != self.size:
+                raise MaskError(path, f"size {labels.shape[1]}x{labels.shape[0]} (WxH), "
+                                      f"meta_expressions.json says {self.size[1]}x{self.size[0]}")
+            self.labels[frame] = labels
+        return labels
+
+    def target(self, query: Query, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
+        labels = self.label(frame)
+        void = labels == IGNORE_LABEL
+        return np.isin(labels, query.target), (void if void.any() else None)
+
+
+class RefVPS(Benchmark):
+    name = "ref-vps"
+    folder = REFVPS_FOLDER
+    title = "Ref-VPS (Referring Video Process Segmentation)"
+    splits = ("test",)
+    default_split = "test"
+    protocol = ("J with Ignore excluded, on 6 fps annotated frames, mean per expression, mean over "
+                "expressions; F, J&F and temporal consistency secondary")
+    reference = "refvps-defined (no public reference implementation; see docs/protocols/ref-vps.md)"
+    headline = ("J", "F", "J&F", "TC")
+    unit_name = "expression"
+
+    def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
+        super().__init__(root, split, decay_mode)
+        self._meta: dict | None = None
+        self._concepts: dict | None = None
+        self._load_problems: list[Problem] = []
+
+    @classmethod
+    def looks_like(cls, path: Path) -> bool:
+        return (path / META_EXPRESSIONS).is_file() and (path / ANNOTATION_DIR).is_dir()
+
+    # --- metadata ---------------------------------------------------------------------------
+    def _read_json(self, name: str) -> dict | None:
+        path = self.root / name
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            self._load_problems.append(Problem(str(path), "file not found"))
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self._load_problems.append(Problem(str(path), f"malformed JSON ({exc})"))
+            return None
+        if not isinstance(data, dict):
+            self._load_problems.append(Problem(str(path), "expected a JSON object at the top"))
+            return None
+        return data
+
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            data = self._read_json(META_EXPRESSIONS)
+            videos = (data or {}).get("videos")
+            if data is not None and not isinstance(videos, dict):
+                self._load_problems.append(Problem(str(self.root / META_EXPRESSIONS),
+                                                   "missing the 'videos' object"))
+            self._meta = videos if isinstance(videos, dict) else {}
+        return self._meta
+
+    @property
+    def concepts(self) -> dict:
+        if self._concepts is None:
+            self._concepts = self._read_json(CONCEPTS_FILE) or {}
+        return self._concepts
+
+    def metadata_files(self) -> list[Path]:
+        return [self.root / META_EXPRESSIONS, self.root / CONCEPTS_FILE, self._split_file()]
+
+    def _split_file(self) -> Path:
+        return self.root / SPLITS_DIR / f"{self.split}.txt"
+
+    def clip_ids(self) -> list[str]:
+        """Clips of the split: the split list when present, else every clip in the metadata."""
+        split_file = self._split_file()
+        if split_file.is_file():
+            names = [line.strip() for line in split_file.read_text(encoding="utf-8").splitlines()]
+            return [n for n in names if n]
+        return sorted(self.meta)
+
+    def concept_index(self) -> dict[str, dict]:
+        return {c.get("id"): c for c in self.concepts.get("concepts", []) if isinstance(c, dict)}
+
+    # --- validation -------------------------------------------------------------------------
+    def validate(self) -> list[Problem]:
+        problems: list[Problem] = []
+        meta = self.meta
+        concepts = self.concepts
+        problems += self._load_problems
+        meta_path = str(self.root / META_EXPRESSIONS)
+        if not (self.root / REFVPS_FORMAT_FILE).is_file():
+            problems.append(Problem(str(self.root / REFVPS_FORMAT_FILE),
+                                    "missing (expected the text 'refvps-format 0.1')"))
+        known_groups = {g[0] for g in CONCEPT_GROUPS} | {
+            g.get("id") for g in concepts.get("groups", []) if isinstance(g, dict)}
+        concept_ids = self.concept_index()
+        for cid, concept in concept_ids.items():
+            for group in concept.get("groups", []):
+                if group not in known_groups:
+                    problems.append(Problem(str(self.root / CONCEPTS_FILE),
+                                            f"concept {cid!r}: unknown concept group {group!r}"))
+        for clip in self.clip_ids():
+            if clip not in meta:
+                problems.append(Problem(str(self._split_file()),
+                                        f"clip {clip!r} is not in {META_EXPRESSIONS}"))
+                continue
+            problems += self._validate_clip(clip, meta[clip], concept_ids, known_groups, meta_path)
+        return problems
+
+    def _validate_clip(self, clip: str, record: dict, concept_ids: dict, known_groups: set,
+                       meta_path: str) -> list[Problem]:
+        where = f"{meta_path} [{clip}]"
+        if not isinstance(record, dict):
+            return [Problem(where, "video record is not an object")]
+        problems = [Problem(where, f"missing key {key!r}")
+                    for key in REQUIRED_VIDEO_KEYS if key not in record]
+        if problems:
+            return problems
+        frames = [str(f) for f in record["frames"]]
+        frame_set = set(frames)
+        if len(frame_set) != len(frames):
+            problems.append(Problem(where, "duplicate names in 'frames'"))
+        for frame in record["anno_frames"]:
+            if str(frame) not in frame_set:
+                problems.append(Problem(where, f"annotated frame {frame!r} is not in 'frames'"))
+        concept = record.get("concept")
+        if concept is not None and concept_ids and concept not in concept_ids:
+            problems.append(Problem(where, f"unknown concept id {concept!r} (not in "
+                                           f"{CONCEPTS_FILE})"))
+        for group in record.get("concept_groups", []):
+            if group not in known_groups:
+                problems.append(Problem(where, f"unknown concept group {group!r}"))
+        expressions = record["expressions"]
+        if not isinstance(expressions, dict) or not expressions:
+            problems.append(Problem(where, "'expressions' must be a non-empty object"))
+        else:
+            for exp_id, exp in expressions.items():
+                if not isinstance(exp, dict) or not str(exp.get("exp", "")).strip():
+                    problems.append(Problem(where, f"expression {exp_id!r} has no text"))
+                elif not exp.get("obj_id"):
+                    problems.append(Problem(where, f"expression {exp_id!r} has no obj_id"))
+        size = _record_size(record)
+        anno_dir = self.root / ANNOTATION_DIR / clip
+        for frame in record["anno_frames"]:
+            path = anno_dir / f"{frame}.png"
+            if not path.is_file():
+                problems.append(Problem(str(path), "annotated frame has no annotation PNG"))
+                continue
+            try:
+                labels = read_mask(path)
+            except MaskError as exc:
+                problems.append(Problem(exc.path, exc.what))
+                continue
+            if size is not None and labels.shape != size:
+                problems.append(Problem(str(path), f"size {labels.shape[1]}x{labels.shape[0]} "
+                                                   f"(WxH), meta says {size[1]}x{size[0]}"))
+        jpeg_dir = self.root / JPEG_DIR / clip
+        if jpeg_dir.is_dir():
+            present = {p.stem for p in jpeg_dir.iterdir()}
+            absent = [f for f in frames if f not in present]
+            if absent:
+                problems.append(Problem(str(jpeg_dir), f"{len(absent)} frame(s) listed in "
+                                                       f"'frames' are missing, e.g. {absent[0]}"))
+        return problems
+
+    # --- tasks ------------------------------------------------------------------------------
+    def tasks(self) -> list[VideoTask]:
+        tasks = []
+        concept_ids = self.concept_index()
+        for clip in self.clip_ids():
+            record = self.meta.get(clip)
+            if not isinstance(record, dict) or "expressions" not in record:
+                continue
+            anno_frames = tuple(str(f) for f in record.get("anno_frames", []))
+            concept = record.get("concept")
+            groups = list(record.get("concept_groups")
+                          or concept_ids.get(concept, {}).get("groups", []))
+            queries = []
+            for exp_id, exp in record["expressions"].items():
+                target = tuple(int(v) for v in exp.get("obj_id", []) or [])
+                queries.append(Query(
+                    video=clip, query_id=str(exp_id), text=" ".join(str(exp.get("exp", "")).split()),
+                    frames=anno_frames, target=target,
+                    meta={"concept": concept, "concept_groups": groups,
+                          "annotator": exp.get("annotator"), "exp_idx": exp.get("exp_idx"),
+                          "n_frames_24fps": len(record.get("frames", []))}))
+            tasks.append(VideoTask(clip, queries, gt=_record_size(record)))
+        return tasks
+
+    def load_gt(self, task: VideoTask) -> GroundTruth:
+        return _ClipGT(task.video, self.root / ANNOTATION_DIR / task.video, task.gt)
+
+    # --- protocol views -----------------------------------------------------------------------
+    def breakdowns(self, units: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        tables = {"clips": group_means(units, "video", self.compute_f)}
+        if units["concept"].notna().any():
+            tables["concepts"] = group_means(units, "concept", self.compute_f)
+        if units["concept_groups"].map(len).any():
+            tables["concept_groups"] = group_means(units, "concept_groups", self.compute_f)
+        if units["annotator"].notna().any():
+            tables["annotators"] = group_means(units, "annotator", self.compute_f)
+        return tables
+
+
+def _record_size(record: dict) -> tuple[int, int] | None:
+    height, width = record.get("height"), record.get("width")
+    if isinstance(height, int) and isinstance(width, int):
+        return (height, width)
+    return None

@@ -1,0 +1,129 @@
+"""Mask I/O: palette / grayscale PNGs, binary masks, COCO RLE (through pycocotools).
+
+Reading follows the DAVIS reference reader: ``np.array(PIL.Image.open(path))``, so a palette
+PNG yields its indices and an ``L`` PNG its values. Inputs the reference readers would silently
+misread (RGB, RGBA, 16-bit, unreadable) raise :class:`~refvps.errors.MaskError` naming the file.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from refvps.errors import MaskError
+from refvps.formats import voc_palette
+
+_ACCEPTED_MODES = {"P": "palette", "L": "grayscale", "1": "bilevel"}
+_MODE_ERRORS = {
+    "RGB": "is an RGB image; masks must be single-channel (palette 'P' or grayscale 'L')",
+    "RGBA": "is an RGBA image; masks must be single-channel (palette 'P' or grayscale 'L')",
+    "LA": "has an alpha channel (mode 'LA'); masks must be single-channel 'P' or 'L'",
+    "PA": "has an alpha channel (mode 'PA'); masks must be single-channel 'P' or 'L'",
+    "I;16": "is a 16-bit image; masks must be 8-bit (palette 'P' or grayscale 'L')",
+    "I;16B": "is a 16-bit image; masks must be 8-bit (palette 'P' or grayscale 'L')",
+    "I": "is a 16/32-bit integer image; masks must be 8-bit (palette 'P' or grayscale 'L')",
+    "F": "is a floating-point image; masks must be 8-bit (palette 'P' or grayscale 'L')",
+}
+
+
+def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
+    try:
+        with Image.open(source) as image:
+            mode = image.mode
+            if mode not in _ACCEPTED_MODES:
+                raise MaskError(name, _MODE_ERRORS.get(mode, f"has unsupported image mode {mode!r}"))
+            image.load()
+            array = np.array(image)
+    except MaskError:
+        raise
+    except FileNotFoundError:
+        raise MaskError(name, "file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise MaskError(name, f"unreadable image ({exc.__class__.__name__}: {exc})") from None
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if array.ndim != 2:
+        raise MaskError(name, f"expected a 2-D mask, got shape {array.shape}")
+    return array
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a label mask (uint8, H x W): palette indices or grayscale values."""
+    return _decode(path, str(path))
+
+
+def read_mask_bytes(data: bytes, name: str) -> np.ndarray:
+    """Like :func:`read_mask` for a PNG held in memory (e.g. read from a zip)."""
+    return _decode(io.BytesIO(data), name)
+
+
+def binarize(mask: np.ndarray) -> np.ndarray:
+    """Foreground = any non-zero value (the convention of every official evaluator)."""
+    mask = np.asarray(mask)
+    return mask if mask.dtype == bool else mask != 0
+
+
+def _atomic_save(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_label_mask(path: str | Path, labels: np.ndarray) -> None:
+    """Write a palette PNG (VOC colours): 0 = background, 1..K = ids, 255 = Ignore / void."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"{path}: a mask must be 2-D, got shape {labels.shape}")
+    if labels.dtype != np.uint8:
+        if labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
+            raise ValueError(f"{path}: label values must lie in 0..255")
+        labels = labels.astype(np.uint8)
+    image = Image.fromarray(labels)  # mode "L"; putpalette turns it into "P" keeping the values
+    image.putpalette(voc_palette().ravel().tolist())
+    _atomic_save(image, Path(path))
+
+
+def write_binary_mask(path: str | Path, mask: np.ndarray) -> None:
+    """Write a binary prediction as an 8-bit grayscale PNG with values 0 / 255."""
+    mask = binarize(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: a mask must be 2-D, got shape {mask.shape}")
+    _atomic_save(Image.fromarray(mask.astype(np.uint8) * 255), Path(path))
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """COCO compressed RLE of a binary mask: ``{"size": [H, W], "counts": str}``."""
+    from pycocotools import mask as mask_utils
+
+    fortran = np.asfortranarray(binarize(mask).astype(np.uint8))
+    rle = mask_utils.encode(fortran)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode COCO RLE to a bool H x W mask; ``rle`` may be a dict or a bare counts string."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(rle, (str, bytes)):
+        if size is None:
+            raise ValueError("a bare RLE counts string needs size=(height, width)")
+        rle = {"size": list(size), "counts": rle}
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        height, width = rle["size"]
+        rle = mask_utils.frPyObjects(rle, height, width)
+    elif isinstance(counts, str):
+        rle = {"size": list(rle["size"]), "counts": counts.encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)

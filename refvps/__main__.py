@@ -1,0 +1,4 @@
+"""``python -m refvps`` = the ``refvps`` command."""
+from refvps.cli import main
+
+main()

@@ -81,7 +81,9 @@ class EvalResult:
                          f"{s['unit_name']}(s)")
         for warning in s.get("warnings", []):
             lines.append(f"  warning: {warning}")
-        for name in ("concept_groups", "classes"):
+        for note in s.get("notes", []):
+            lines.append(f"  note: {note}")
+        for name in ("runs", "concept_groups", "classes"):
             table = self.tables.get(name)
             if table is not None and len(table):
                 lines += ["", f"per {name.replace('_', ' ').rstrip('s')}:",
@@ -155,7 +157,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
-    required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
+    required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required)
     problems: list[Problem] = list(presence.unknown_problems)
     if not allow_missing:
@@ -206,6 +208,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         "options": {"allow_missing": allow_missing, "decay_mode": bench.decay_mode,
                     "executor": executor},
         "warnings": [],
+        "notes": bench.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     result = EvalResult(summary, frames, units, tables)

@@ -8,6 +8,7 @@ from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, Video
 
 BENCHMARKS: dict[str, str] = {
     "ref-vps": "refvps.loaders.refvps:RefVPS",
+    "ref-davis": "refvps.loaders.refdavis:RefDavis",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
 

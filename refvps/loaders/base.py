@@ -149,6 +149,14 @@ class Benchmark(ABC):
         """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
         return f"{query.video}/{query.query_id}/{frame}.png"
 
+    def required_predictions(self, store, tasks: list[VideoTask]) -> list[str]:
+        """Every prediction file the tasks need (a layout may depend on what ``store`` holds)."""
+        return [self.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
+
+    def notes(self) -> list[str]:
+        """Facts about this dataset's protocol that a reader of the results must know."""
+        return []
+
     def units_table(self) -> pd.DataFrame:
         """One row per query with its metadata (text, concept, annotator, class, ...)."""
         rows = []

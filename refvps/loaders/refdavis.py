@@ -369,7 +369,7 @@ class RefDavis(Benchmark):
                 problems.append(Problem(reader.describe(layout.base), layout.problem))
             elif layout.per_object and len(layout.folders) > DAVIS_MAX_PROPOSALS:
                 problems.append(Problem(reader.describe(layout.base), _too_many(
-                    task.video, len(layout.folders), "per-object folders")))
+                    task.video, f"{len(layout.folders)} per-object folders")))
             else:
                 runs.append((query, layout))
         missing_files = 0
@@ -430,7 +430,7 @@ class RefDavis(Benchmark):
             n_ids = int(present.max(initial=0))
             if n_ids > DAVIS_MAX_PROPOSALS:
                 return Problem(reader.describe(relpath), _too_many(
-                    relpath.split("/")[1], n_ids, f"proposal id {n_ids} in this frame"))
+                    relpath.split("/")[1], f"proposal id {n_ids} in this frame"))
             proposals = {int(k): _with_keep(labels == k, keep) for k in present}
         return proposals, n_ids, missing
 
@@ -547,9 +547,9 @@ def _with_keep(mask: np.ndarray, keep: np.ndarray | None) -> Mask | None:
     return make_mask(mask if keep is None else mask & keep)
 
 
-def _too_many(seq: str, count: int, what: str) -> str:
-    return (f"sequence {seq}: {what} - more than {DAVIS_MAX_PROPOSALS} proposals, the davis2017 "
-            f"unsupervised evaluator refuses it")
+def _too_many(seq: str, detail: str) -> str:
+    return (f"sequence {seq}: {detail}: more than {DAVIS_MAX_PROPOSALS} proposals, which the "
+            "davis2017 unsupervised evaluator refuses")
 
 
 def _match_rows(query: Query, gt: _SequenceGT, scores: PairScores) -> list[dict]:

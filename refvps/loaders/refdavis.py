@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,9 +35,9 @@ from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_MAX_PROPOSA
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  group_means, read_digested)
 from refvps.loaders.davis_unsupervised import Mask, PairScores, make_mask
+from refvps.loaders.refdavis_predictions import run_layouts, too_many_proposals
 from refvps.loaders.refdavis_text import (RunExpression, convert_expressions, read_converted,
                                           read_text_annotations, run_expressions)
-from refvps.masks import read_mask_bytes
 from refvps.metrics import (boundary_radius, decay_with_check, jf_score, sequence_mean,
                             sequence_recall, temporal_consistency)
 
@@ -90,49 +90,6 @@ class _SequenceGT(GroundTruth):
         labels = self.labels(frame)
         void = labels == IGNORE_LABEL
         return (labels > 0) & (labels <= self.n_objects), (void if void.any() else None)
-
-
-class _RunLayout:
-    """Where one run's predictions of one sequence live: indexed PNGs or per-object folders."""
-
-    def __init__(self, base: str, names: set[str]):
-        self.base = base
-        direct = {n for n in names if "/" not in n}
-        folders = {n.split("/", 1)[0] for n in names if "/" in n}
-        self.folders: tuple[str, ...] = ()
-        self.problem: str | None = None
-        self.per_object = bool(folders)
-        if folders and any(n.endswith(MASK_EXT) for n in direct):
-            self.problem = ("mixes the two layouts (indexed PNGs directly in the sequence folder "
-                            "and per-object sub-folders)")
-        elif folders:
-            expected = {str(k) for k in range(1, len(folders) + 1)}
-            if folders != expected:
-                self.problem = (f"per-object folders must be named 1..{len(folders)}, found "
-                                f"{', '.join(sorted(folders, key=_natural))}")
-            self.folders = tuple(str(k) for k in range(1, len(folders) + 1))
-
-    def relpaths(self, frame: str) -> list[str]:
-        if self.per_object:
-            return [f"{self.base}/{k}/{frame}{MASK_EXT}" for k in self.folders]
-        return [f"{self.base}/{frame}{MASK_EXT}"]
-
-
-def _natural(name: str) -> tuple:
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
-
-
-def _run_layouts(store, tasks: Iterable[VideoTask]) -> dict[tuple[str, str], _RunLayout]:
-    """The layout of every (run folder, sequence) of ``tasks`` found in ``store``."""
-    wanted = {f"{q.query_id}/{t.video}/": (q.query_id, t.video) for t in tasks for q in t.queries}
-    names: dict[tuple[str, str], set[str]] = {key: set() for key in wanted.values()}
-    for path in store.files():
-        parts = path.split("/", 2)
-        if len(parts) == 3:
-            key = wanted.get(f"{parts[0]}/{parts[1]}/")
-            if key is not None:
-                names[key].add(parts[2])
-    return {key: _RunLayout(f"{key[0]}/{key[1]}", found) for key, found in names.items()}
 
 
 class RefDavis(Benchmark):
@@ -334,7 +291,7 @@ class RefDavis(Benchmark):
         probes = [path for t in tasks for q in t.queries[:1] for f in q.frames[:1]
                   for path in (self.prediction_relpath(q, f), f"{q.query_id}/{t.video}/1/{f}.png")]
         store.adapt_prefix(probes)
-        layouts = _run_layouts(store, tasks)
+        layouts = run_layouts(store, tasks)
         return [path for t in tasks for q in t.queries for f in q.frames
                 for path in layouts[(q.query_id, t.video)].relpaths(f)]
 
@@ -360,7 +317,7 @@ class RefDavis(Benchmark):
     def score_task(self, task: VideoTask, reader, allow_missing: bool = False) -> TaskResult:
         """Score every run of one sequence, frame by frame, decoding its annotation once."""
         gt = self.load_gt(task)
-        layouts = _run_layouts(reader, [task])
+        layouts = run_layouts(reader, [task])
         problems: list[Problem] = []
         runs = []
         for query in task.queries:
@@ -368,7 +325,7 @@ class RefDavis(Benchmark):
             if layout.problem:
                 problems.append(Problem(reader.describe(layout.base), layout.problem))
             elif layout.per_object and len(layout.folders) > DAVIS_MAX_PROPOSALS:
-                problems.append(Problem(reader.describe(layout.base), _too_many(
+                problems.append(Problem(reader.describe(layout.base), too_many_proposals(
                     task.video, f"{len(layout.folders)} per-object folders")))
             else:
                 runs.append((query, layout))
@@ -384,7 +341,7 @@ class RefDavis(Benchmark):
                 if query.query_id not in scores:
                     scores[query.query_id] = PairScores(gt.n_objects, len(gt.frames), gt.shape,
                                                         boundary_radius(gt.shape))
-                found = self._read_proposals(reader, layout, frame, gt.shape, keep, allow_missing)
+                found = layout.read(reader, frame, gt.shape, keep)
                 if isinstance(found, Problem):
                     problems.append(found)
                     runs.remove((query, layout))
@@ -402,37 +359,6 @@ class RefDavis(Benchmark):
         for query, _layout in runs:
             rows += _match_rows(query, gt, scores[query.query_id])
         return TaskResult(rows, problems, missing_files, dict(gt.digests))
-
-    def _read_proposals(self, reader, layout: _RunLayout, frame: str, shape: tuple[int, int],
-                        keep: np.ndarray | None, allow_missing: bool):
-        """(proposals id -> Mask, number of ids the official reader sees, missing ids) or a Problem."""
-        proposals: dict[int, Mask | None] = {}
-        missing: set[int] = set()
-        paths = layout.relpaths(frame)
-        n_ids = len(paths) if layout.per_object else 0
-        for index, relpath in enumerate(paths, 1):
-            data = reader.read_bytes(relpath)
-            if data is None:
-                missing.add(index)
-                continue
-            try:
-                labels = read_mask_bytes(data, reader.describe(relpath))
-            except MaskError as exc:
-                return Problem(exc.path, exc.what)
-            if labels.shape != shape:
-                return Problem(reader.describe(relpath),
-                               f"size {labels.shape[1]}x{labels.shape[0]} (WxH), expected "
-                               f"{shape[1]}x{shape[0]}")
-            if layout.per_object:
-                proposals[index] = _with_keep(labels != 0, keep)
-                continue
-            present = np.flatnonzero(np.bincount(labels.ravel(), minlength=1)[1:]) + 1
-            n_ids = int(present.max(initial=0))
-            if n_ids > DAVIS_MAX_PROPOSALS:
-                return Problem(reader.describe(relpath), _too_many(
-                    relpath.split("/")[1], f"proposal id {n_ids} in this frame"))
-            proposals = {int(k): _with_keep(labels == k, keep) for k in present}
-        return proposals, n_ids, missing
 
     # --- protocol ---------------------------------------------------------------------------
     def object_scores(self, frames: pd.DataFrame) -> pd.DataFrame:
@@ -541,15 +467,6 @@ def _mean_over_runs(values: np.ndarray) -> float:
     for value in values:
         total += float(value)
     return total / len(values) if len(values) else float("nan")
-
-
-def _with_keep(mask: np.ndarray, keep: np.ndarray | None) -> Mask | None:
-    return make_mask(mask if keep is None else mask & keep)
-
-
-def _too_many(seq: str, detail: str) -> str:
-    return (f"sequence {seq}: {detail}: more than {DAVIS_MAX_PROPOSALS} proposals, which the "
-            "davis2017 unsupervised evaluator refuses")
 
 
 def _match_rows(query: Query, gt: _SequenceGT, scores: PairScores) -> list[dict]:

@@ -30,6 +30,7 @@ class _ClipGT(GroundTruth):
         self.annotation_dir = annotation_dir
         self.size = size
         self.labels: dict[str, np.ndarray] = {}
+        self.targets: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
         self.digests: dict[str, str] = {}
 
     def label(self, frame: str) -> np.ndarray:
@@ -44,9 +45,17 @@ class _ClipGT(GroundTruth):
         return labels
 
     def target(self, query: Query, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
-        labels = self.label(frame)
-        void = labels == IGNORE_LABEL
-        return np.isin(labels, query.target), (void if void.any() else None)
+        key = (frame, query.target)
+        masks = self.targets.get(key)
+        if masks is None:  # the four expressions of a clip share one target
+            labels = self.label(frame)
+            void = labels == IGNORE_LABEL
+            if len(query.target) == 1:
+                fg = labels == query.target[0]
+            else:
+                fg = np.isin(labels, query.target)
+            masks = self.targets[key] = (fg, void if void.any() else None)
+        return masks
 
 
 class RefVPS(Benchmark):

@@ -1,4 +1,4 @@
-"""Ref-VPS in refvps-format 0.1 (a proposal until the official release; docs/formats/ref-vps.md).
+"""Ref-VPS in refvps-format 0.1 (a proposal until the official release; docs/benchmarks/ref-vps.md).
 
 Protocol: J with Ignore (label 255) excluded from intersection and union, on the 6 fps annotated
 frames only, mean per expression, then mean over all expressions. F and J&F (with Ignore turned
@@ -66,7 +66,7 @@ class RefVPS(Benchmark):
     default_split = "test"
     protocol = ("J with Ignore excluded, on 6 fps annotated frames, mean per expression, mean over "
                 "expressions; F, J&F and temporal consistency secondary")
-    reference = "refvps-defined (no public reference implementation; see docs/protocols/ref-vps.md)"
+    reference = "refvps-defined (no public reference implementation; see docs/benchmarks/ref-vps.md)"
     headline = ("J", "F", "J&F", "TC")
     unit_name = "expression"
 

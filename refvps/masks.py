@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from refvps.errors import MaskError
 from refvps.formats import voc_palette
 
-_ACCEPTED_MODES = {"P": "palette", "L": "grayscale", "1": "bilevel"}
+_ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
 _MODE_ERRORS = {
     "RGB": "is an RGB image; masks must be single-channel (palette 'P' or grayscale 'L')",
     "RGBA": "is an RGBA image; masks must be single-channel (palette 'P' or grayscale 'L')",

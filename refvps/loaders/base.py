@@ -154,15 +154,11 @@ class Benchmark(ABC):
         for q in self.queries():
             row = {"unit": q.unit, "video": q.video, "query_id": q.query_id, "text": q.text,
                    "n_words": len(q.text.split())}
-            row.update({k: v for k, v in q.meta.items()})
+            row.update(q.meta)
             rows.append(row)
         return pd.DataFrame(rows)
 
     # --- scoring (runs in workers) ------------------------------------------------------------
-    def read_prediction(self, reader, query: Query, frame: str) -> np.ndarray | None:
-        """The binary prediction of ``query`` on ``frame``; None when the file is absent."""
-        return reader.read_binary(self.prediction_relpath(query, frame))
-
     def score_task(self, task: VideoTask, reader, allow_missing: bool = False) -> TaskResult:
         """Score every query of one video frame by frame (each PNG decoded once)."""
         problems: list[Problem] = []

@@ -155,6 +155,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
+    bench.bind_predictions(store)
     required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
     presence = check_presence(store, required)
     problems: list[Problem] = list(presence.unknown_problems)

@@ -145,6 +145,9 @@ class Benchmark(ABC):
     def queries(self) -> list[Query]:
         return [q for task in self.tasks() for q in task.queries]
 
+    def bind_predictions(self, store) -> None:
+        """Adapt to a predictions store before its files are listed (e.g. pick its layout)."""
+
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
         return f"{query.video}/{query.query_id}/{frame}.png"

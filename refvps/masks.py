@@ -43,7 +43,9 @@ def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise MaskError(name, "file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise MaskError(name, "unreadable image (not a recognised image format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise MaskError(name, f"unreadable image ({exc.__class__.__name__}: {exc})") from None
     if array.dtype == bool:
         array = array.astype(np.uint8)

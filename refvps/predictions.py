@@ -33,6 +33,7 @@ class PredictionStore:
         self.reader = reader
         self.prefix = ""
         self._zip: zipfile.ZipFile | None = None
+        self._zip_pid = 0
         self._files: set[str] | None = None
         if not self.path.exists():
             raise RefvpsError(f"predictions not found: {self.path}")
@@ -48,8 +49,10 @@ class PredictionStore:
 
     # --- listing ----------------------------------------------------------------------------
     def _archive(self) -> zipfile.ZipFile:
-        if self._zip is None:
+        # A forked worker must not share the parent's handle (and its file offset).
+        if self._zip is None or self._zip_pid != os.getpid():
             self._zip = zipfile.ZipFile(self.path)
+            self._zip_pid = os.getpid()
         return self._zip
 
     def raw_files(self) -> set[str]:

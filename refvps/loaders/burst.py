@@ -246,6 +246,17 @@ class Burst(ClassAveragedBenchmark):
         return _SequenceGT(task.gt)
 
     # --- predictions ------------------------------------------------------------------------
+    def tolerated_prediction_paths(self) -> list[str]:
+        """Scoring one split of a pooled (REM ``burst_valtest``) folder: the other split's
+        prediction folders are expected there, not unknown."""
+        if self.split == POOLED_SPLIT:
+            return []
+        other = next(s for s in POOL_ORDER if s != self.split)
+        if not self.annotation_file(other).is_file():
+            return []
+        bench = Burst(self.root, split=other, layout=self.layout)
+        return [bench.prediction_relpath(q, f) for q in bench.queries() for f in q.frames]
+
     def rem_relpath(self, query: Query, frame: str) -> str:
         meta = query.meta
         return (f"{meta['dataset']}/{meta['seq_name']}/{BURST_REM_PRED_DIR}/"

@@ -174,7 +174,7 @@ class VSPW(ClassAveragedBenchmark):
     # --- tasks ------------------------------------------------------------------------------
     def tasks(self) -> list[VideoTask]:
         tasks = []
-        for video, (stems, raws, _problems) in self.scan().items():
+        for video, (stems, raws, _problems) in sorted(self.scan().items()):  # REM: sorted
             queries = [Query(video=video, query_id=STUFF_BY_RAW[raw],
                              text=f"the {class_phrase(STUFF_BY_RAW[raw])}", frames=stems,
                              target=(raw,),
@@ -188,5 +188,6 @@ class VSPW(ClassAveragedBenchmark):
     def load_gt(self, task: VideoTask) -> GroundTruth:
         return _VideoGT(task.video, self.mask_dir(task.video))
 
+    # --- predictions ------------------------------------------------------------------------
     def rem_relpath(self, query: Query, frame: str) -> str:
         return f"{query.video}/{query.query_id}/{VSPW_REM_PRED_DIR}/{frame}.png"

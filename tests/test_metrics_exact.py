@@ -146,3 +146,18 @@ def test_radius_known_values():
              (240, 427): 4, (120, 200): 2, (60, 100): 1, (105, 360): 3}
     for shape, radius in known.items():
         assert boundary_radius(shape) == radius
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 4, 5, 8, 9, 12, 18, 25])
+def test_disk_decomposition_equals_skimage_disk_dilation(radius):
+    import cv2
+    from skimage.morphology import disk
+
+    from refvps.metrics.boundary import _dilate_disk
+
+    rng = np.random.default_rng(radius)
+    for density in (0.001, 0.01, 0.2):
+        image = (rng.random((57, 83)) < density).astype(np.uint8)
+        image[0, 0] = image[-1, -1] = 1  # pixels at the corners test the zero padding
+        expected = cv2.dilate(image, disk(radius).astype(np.uint8))
+        assert np.array_equal(_dilate_disk(image, radius), expected)

@@ -209,3 +209,39 @@ def test_fingerprint_changes_with_ground_truth(dataset, tmp_path):
     write_png_labels(path, labels)
     after = evaluate(preds, "ref-vps", dataset, workers=1, progress=False)
     assert after.summary["data_fingerprint"] != before.summary["data_fingerprint"]
+
+
+def _long_clip_dataset(root, n_anno):
+    """One clip of ``n_anno`` annotated 3x4 frames whose target shrinks to nothing."""
+    data = root / "ref-vps"
+    frames = [f"{i:05d}" for i in range(n_anno)]
+    for i, frame in enumerate(frames):
+        labels = np.zeros((3, 4), np.uint8)
+        if i < n_anno // 2:
+            labels[:, :2] = 1
+        write_png_labels(data / "Annotations" / "long" / f"{frame}.png", labels)
+    meta = {"videos": {"long": {"height": 3, "width": 4, "frames": frames, "anno_frames": frames,
+                                "expressions": {"0": {"exp": "the thing", "obj_id": [1]}}}}}
+    (data / "FORMAT").write_text("refvps-format 0.1 (proposal)\n")
+    (data / "meta_expressions.json").write_text(json.dumps(meta))
+    (data / "concepts.json").write_text(json.dumps({"groups": [], "concepts": []}))
+    preds = root / "preds" / "long" / "0"
+    preds.mkdir(parents=True)
+    full = np.zeros((3, 4), np.uint8)
+    full[:, :2] = 255
+    for frame in frames:
+        Image.fromarray(full).save(preds / f"{frame}.png")
+    return root
+
+
+def test_decay_bug_is_reported_for_long_sequences(tmp_path):
+    root = _long_clip_dataset(tmp_path, 257)
+    official = evaluate(root / "preds", "ref-vps", root, workers=1, progress=False)
+    assert np.isnan(official.metrics["J_decay"])  # the uint8 wrap of davis2017 db_statistics
+    assert any("uint8" in w for w in official.summary["warnings"])
+    fixed = evaluate(root / "preds", "ref-vps", root, workers=1, progress=False,
+                     decay_mode="fixed")
+    # first bin = frames 0..64 (all J = 1), last bin = frames 192..256 (all J = 0)
+    assert fixed.metrics["J_decay"] == 1.0
+    assert fixed.summary["warnings"] == []
+    assert fixed.summary["options"]["decay_mode"] == "fixed"

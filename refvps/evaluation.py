@@ -157,8 +157,9 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
+    bench.bind_predictions(store)
     required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
-    presence = check_presence(store, required)
+    presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     problems: list[Problem] = list(presence.unknown_problems)
     if not allow_missing:
         problems += presence.missing_problems

@@ -128,4 +128,7 @@ def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> 
         rle = mask_utils.frPyObjects(rle, height, width)
     elif isinstance(counts, str):
         rle = {"size": list(rle["size"]), "counts": counts.encode("ascii")}
-    return mask_utils.decode(rle).astype(bool)
+    decoded = mask_utils.decode(rle)  # ValueError for runs longer than H x W
+    if decoded.max(initial=0) > 1:  # runs shorter than H x W leave the buffer uninitialised
+        raise ValueError("malformed RLE: its runs do not cover the H x W mask")
+    return decoded.astype(bool)

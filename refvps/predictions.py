@@ -138,18 +138,19 @@ class Presence:
 
 
 def check_presence(store: PredictionStore, required: list[str],
-                   unknown_depth: int = 2) -> Presence:
+                   unknown_depth: int = 2, tolerated: Iterable[str] = ()) -> Presence:
     """Missing required files and unknown folders, grouped into readable problems.
 
     A folder at most ``unknown_depth`` levels down is *unknown* when it sits beside the folders
     the layout expects (its parent is an expected folder or the root) but is not one of them,
-    e.g. a prediction folder for a video or an expression that is not in the dataset.
+    e.g. a prediction folder for a video or an expression that is not in the dataset. The
+    folders of ``tolerated`` paths (files that may be present but are not scored) are not unknown.
     """
     store.adapt_prefix(required)
     files = store.files()
     missing = [r for r in required if r not in files]
     expected_dirs: set[str] = set()
-    for relpath in required:
+    for relpath in [*required, *tolerated]:
         parts = PurePosixPath(relpath).parts[:-1]
         for depth in range(1, len(parts) + 1):
             expected_dirs.add("/".join(parts[:depth]))

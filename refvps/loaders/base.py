@@ -144,6 +144,14 @@ class Benchmark(ABC):
     def queries(self) -> list[Query]:
         return [q for task in self.tasks() for q in task.queries]
 
+    def bind_predictions(self, store) -> None:
+        """Adapt to a predictions store before its files are listed (e.g. pick its layout)."""
+
+    def tolerated_prediction_paths(self) -> list[str]:
+        """Prediction files that may be present without being scored (e.g. another split's);
+        their folders are not reported as unknown."""
+        return []
+
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
         return f"{query.video}/{query.query_id}/{frame}.png"

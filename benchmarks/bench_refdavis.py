@@ -6,7 +6,8 @@ ids plus 2 spurious blobs), then times in this process:
 
 * decode only: reading every annotation and prediction PNG once (a floor for any evaluator);
 * refvps: ``evaluate(..., runs=(0,))`` with one worker, and with all cores;
-* literal: the dense float64 transcription of the official evaluator in tests/davis_literal.py.
+* literal: the dense float64 transcription of the official evaluator
+  (tests/literal_davis_unsupervised.py).
 
 Both evaluators must agree exactly on J&F; the script checks it and prints the speed ratio.
 
@@ -27,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import davis_literal  # noqa: E402  (tests/davis_literal.py)
+import literal_davis_unsupervised as davis_literal  # noqa: E402  (tests/)
 
 from refvps.evaluation import evaluate  # noqa: E402
 from refvps.executors import default_workers  # noqa: E402

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import davis_literal as literal
+import literal_davis_unsupervised as literal
 import refdavis_fixture as fx
 from refvps.cli import main
 from refvps.errors import ValidationError

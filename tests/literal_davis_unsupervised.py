@@ -1,8 +1,9 @@
-"""A slow, literal transcription of the davis2017 unsupervised evaluation (metrics-spec §1-§2).
+"""A slow, literal transcription of the davis2017 unsupervised evaluation (metrics-spec §2).
 
-Dense float64 stacks, whole-frame boundary maps dilated with the skimage disk through OpenCV,
-the official Hungarian call and ``db_statistics`` with its uint8 indices. Written from the
-spec for the tests and the benchmark script; it shares no code with refvps.
+Dense float64 stacks of every object and proposal, the per-frame kernels of
+``literal_davis`` (whole-frame boundary maps, skimage disk + cv2.dilate), zero padding, the
+official Hungarian call and ``db_statistics``. Written from the spec for the tests and the
+benchmark script; it shares no code with refvps.
 """
 from __future__ import annotations
 
@@ -10,78 +11,23 @@ import math
 from glob import glob
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 from scipy.optimize import linear_sum_assignment
-from skimage.morphology import disk
+
+from literal_davis import literal_f, literal_j, literal_statistics
 
 
 def iou_stack(annotation, segmentation, void):
-    annotation, segmentation = annotation.astype(bool), segmentation.astype(bool)
-    outside = np.logical_not(void.astype(bool))
-    inters = np.sum((segmentation & annotation) & outside, axis=(-2, -1))
-    union = np.sum((segmentation | annotation) & outside, axis=(-2, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        j = inters / union
-    j[np.isclose(union, 0)] = 1
-    return j
-
-
-def seg2bmap(seg):
-    seg = seg.astype(bool)
-    seg[seg > 0] = 1
-    h, w = seg.shape[:2]
-    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
-    e[:, :-1] = seg[:, 1:]
-    s[:-1, :] = seg[1:, :]
-    se[:-1, :-1] = seg[1:, 1:]
-    b = seg ^ e | seg ^ s | seg ^ se
-    b[-1, :] = seg[-1, :] ^ e[-1, :]
-    b[:, -1] = seg[:, -1] ^ s[:, -1]
-    b[-1, -1] = 0
-    return b
-
-
-def f_measure(foreground, gt, void, bound_th=0.008):
-    void = void.astype(bool)
-    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(foreground.shape))
-    fg_boundary = seg2bmap(foreground * np.logical_not(void))
-    gt_boundary = seg2bmap(gt * np.logical_not(void))
-    kernel = disk(int(bound_pix)).astype(np.uint8)
-    fg_dil = cv2.dilate(fg_boundary.astype(np.uint8), kernel)
-    gt_dil = cv2.dilate(gt_boundary.astype(np.uint8), kernel)
-    gt_match = gt_boundary * fg_dil
-    fg_match = fg_boundary * gt_dil
-    n_fg, n_gt = np.sum(fg_boundary), np.sum(gt_boundary)
-    if n_fg == 0 and n_gt > 0:
-        precision, recall = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        precision, recall = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        precision, recall = 1, 1
-    else:
-        precision = np.sum(fg_match) / float(n_fg)
-        recall = np.sum(gt_match) / float(n_gt)
-    return 0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return np.array([literal_j(annotation[t], segmentation[t], void[t])
+                     for t in range(annotation.shape[0])], dtype=np.float64)
 
 
 def boundary_stack(annotation, segmentation, void):
     out = np.zeros(annotation.shape[:1])
     for t in range(annotation.shape[0]):
-        out[t] = f_measure(segmentation[t], annotation[t], void[t])
+        out[t] = literal_f(segmentation[t], annotation[t], void[t])
     return out
-
-
-def statistics(values):
-    mean = np.nanmean(values)
-    recall = np.nanmean(values > 0.5)
-    ids = np.round(np.linspace(1, len(values), 5) + 1e-10) - 1
-    ids = ids.astype(np.uint8)
-    bins = [values[ids[i]:ids[i + 1] + 1] for i in range(4)]
-    with np.errstate(invalid="ignore"):
-        decay = np.nanmean(bins[0]) - np.nanmean(bins[3])
-    return mean, recall, decay
 
 
 def unsupervised(gt_masks, res_masks, void_masks, max_proposals=20):
@@ -146,8 +92,8 @@ def evaluate_run(gt_root: Path, run_dir: Path, sequences):
         pred = load_per_object(folder, frame_ids) if per_object else load_indexed(folder, frame_ids)
         j, f, rows, cols = unsupervised(gt, pred, void)
         for ii in range(gt.shape[0]):
-            jm, jr, jd = statistics(j[ii])
-            fm, fr, fd = statistics(f[ii])
+            jm, jr, jd = literal_statistics(j[ii])
+            fm, fr, fd = literal_statistics(f[ii])
             for key, values in (("J", (jm, jr, jd)), ("F", (fm, fr, fd))):
                 for stat, value in zip("MRD", values):
                     res[key][stat].append(value)

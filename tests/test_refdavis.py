@@ -320,3 +320,21 @@ def test_cli_eval_writes_tables(raw, tmp_path):
         assert (out / name).is_file(), name
     frames_header = (out / "frames.csv").read_text().splitlines()[0].split(",")
     assert {"query_id", "object", "proposal", "rank", "J", "F"} <= set(frames_header)
+
+
+def test_ties_break_like_the_official_call(raw):
+    """anno_3 (all proposals empty, equal costs) and duplicated proposals tie in the cost matrix."""
+    data, preds = raw
+    labels = fx.perfect("dogs-scale")
+    fx.write_per_object(preds / "anno_1", "dogs-scale",
+                        [[lab == 1 for lab in labels]] * 2 + [[lab == 2 for lab in labels]] * 2)
+    for frame in fx.FRAMES:
+        (preds / "anno_1" / "dogs-scale" / f"{frame}.png").unlink()
+    result = score(preds, data)
+    gt_root = data / "ref-davis/DAVIS/Annotations_unsupervised/480p"
+    objects = result.tables["objects"]
+    for k in (1, 3):
+        ref = literal.evaluate_run(gt_root, preds / f"anno_{k}", ["blackswan", "dogs-scale"])
+        ours = objects[objects["run"] == f"anno_{k}"]
+        assert ours[["official_label", "object", "J", "F"]].values.tolist() == [
+            [o["official_label"], o["object"], o["J"], o["F"]] for o in ref["objects"]]

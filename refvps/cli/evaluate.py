@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from refvps.cli.common import benchmark_option, data_option
+from refvps.cli.common import benchmark_option, data_option, results_option
 
 
 @click.command("eval")
@@ -22,14 +22,24 @@ from refvps.cli.common import benchmark_option, data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--name", default=None, help="Name of the run (default: the predictions folder name).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@results_option
+@click.option("--no-record", is_flag=True, help="Do not record the run in the results store.")
 def eval_command(benchmark, data, preds, split, workers, allow_missing, out, as_json, name,
-                 no_progress):
-    """Score a predictions folder with a benchmark's official protocol."""
+                 no_progress, results, no_record):
+    """Score a predictions folder with a benchmark's official protocol.
+
+    Each run is recorded in the results store (for `refvps leaderboard`, `report`, `compare`);
+    without --out its tables are kept there.
+    """
     from refvps.evaluation import evaluate
+    from refvps.leaderboard import save_record
 
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
                       progress=not no_progress, out=out, name=name)
+    record = None if no_record else save_record(result, results)
     click.echo(result.to_json() if as_json else result.to_text())
+    if record is not None:
+        click.echo(f"recorded run {record.run_id} ({record.outputs})", err=as_json)
 
 
 @click.command("sample")

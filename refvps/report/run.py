@@ -54,7 +54,7 @@ def _parse_lists(table: pd.DataFrame) -> pd.DataFrame:
     """List-valued columns (e.g. concept_groups) come back from CSV as "['a', 'b']" strings."""
     for column in table.columns:
         values = table[column].dropna()
-        if values.dtype == object and len(values) and values.map(
+        if not pd.api.types.is_numeric_dtype(values) and len(values) and values.map(
                 lambda v: isinstance(v, str) and v.startswith("[") and v.endswith("]")).all():
             table[column] = table[column].map(
                 lambda v: ast.literal_eval(v) if isinstance(v, str) else [])

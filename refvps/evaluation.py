@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -138,7 +139,7 @@ def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
 def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              data: str | Path | None = None, split: str | None = None, *,
              workers: int | None = None, allow_missing: bool = False,
-             executor: str = "process", progress: bool = True,
+             executor: str = "process", progress: bool = True, decay_mode: str = "davis2017",
              out: str | Path | None = None, name: str | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
@@ -149,14 +150,16 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     from refvps.executors import score_tasks
 
     started = time.perf_counter()
-    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(benchmark, data, split)
+    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
+        benchmark, data, split, decay_mode=decay_mode)
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
+    bench.bind_predictions(store)
     required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
-    presence = check_presence(store, required)
+    presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     problems: list[Problem] = list(presence.unknown_problems)
     if not allow_missing:
         problems += presence.missing_problems
@@ -176,7 +179,9 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     order = {q.unit: i for i, q in enumerate(bench.queries())}
     frames = frames.sort_values(["unit", "t"], key=lambda col: col.map(order)
                                 if col.name == "unit" else col, kind="stable").reset_index(drop=True)
-    scores = bench.unit_scores(frames)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        scores = bench.unit_scores(frames)
     meta = bench.units_table()
     units = meta.merge(scores, on="unit", how="inner")
     metrics, tables = bench.aggregate(frames, units)
@@ -206,7 +211,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         },
         "options": {"allow_missing": allow_missing, "decay_mode": bench.decay_mode,
                     "executor": executor},
-        "warnings": [],
+        "warnings": sorted({str(w.message) for w in caught}),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     result = EvalResult(summary, frames, units, tables)

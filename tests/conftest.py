@@ -1,6 +1,11 @@
+import sys
+from pathlib import Path
+
 import pytest
 
-from runs_fixtures import sample, sample_runs  # noqa: F401  (shared session fixtures)
+sys.path.insert(0, str(Path(__file__).parent))
+
+from runs_fixtures import sample, sample_runs  # noqa: E402,F401  (shared session fixtures)
 
 
 @pytest.fixture(autouse=True)

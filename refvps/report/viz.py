@@ -76,7 +76,7 @@ def render_query(bench: Benchmark, query: Query, preds=None) -> list[np.ndarray]
             image = np.asarray(Image.open(path).convert("RGB"))
         except FileNotFoundError:
             raise RefvpsError(f"{path}: frame image not found") from None
-        pred = bench.read_prediction(preds, query, frame) if preds is not None else None
+        pred = None if preds is None else preds.read_binary(bench.prediction_relpath(query, frame))
         line = f"{query.video} / {query.query_id}  frame {frame}"
         if pred is not None:
             line += f"  J={region_similarity(fg, pred, void):.3f}"

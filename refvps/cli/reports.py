@@ -83,7 +83,8 @@ def report_command(run, out, data, no_dynamics, boot, seed, results):
     ci = report.tables["headline_ci"]
     for row in ci.itertuples():
         click.echo(f"  {row.metric:<6} {row.estimate:.4f}  95% CI [{row.ci_low:.4f}, "
-                   f"{row.ci_high:.4f}]  ({row.n_clusters} {row.resampled}s resampled)")
+                   f"{row.ci_high:.4f}]  ({row.n_clusters} {row.resampled} clusters "
+                   f"resampled)")
 
 
 @click.command("compare")
@@ -119,8 +120,9 @@ def compare_command(run_a, run_b, boot, perm, seed, as_csv, as_json, results):
                   else ")"))
     click.echo(comparison.metrics[["metric", "A", "B", "diff", "ci_low", "ci_high", "p_value"]]
                .to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    click.echo(f"test: {comparison.metrics['test'].iloc[0]}; 95% paired bootstrap CI over "
-               f"{comparison.metrics['resampled'].iloc[0]}s" if len(comparison.metrics) else "")
+    if len(comparison.metrics):
+        click.echo(f"test: {comparison.metrics['test'].iloc[0]}; 95% paired bootstrap CI "
+                   f"resampling {comparison.metrics['resampled'].iloc[0]} clusters")
     click.echo("")
     click.echo(comparison.groups.to_string(index=False, formatters={"diff": fmt},
                                            float_format=lambda v: f"{v:.4f}"))

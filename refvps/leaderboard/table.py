@@ -126,6 +126,8 @@ def to_markdown(table: pd.DataFrame, wide_columns: bool = False) -> str:
 
 
 def to_text(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "(no results: run `refvps eval`, or drop --no-published)"
     columns = [c for c in table.columns if c not in ("training_data", "notes")]
     shown = table[columns].copy()
     for column in shown.columns:

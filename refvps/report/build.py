@@ -49,8 +49,8 @@ def build_report(run: Run, out: str | Path, *, data: str | Path | None = None,
     report.tables["headline_ci"] = ci
     sections.append(("Headline metrics with 95% bootstrap intervals", [
         table_html(ci[["metric", "estimate", "ci_low", "ci_high", "resampled", "n_clusters"]]),
-        note(f"{n_boot} replicates resampling {run.cluster_key}s with replacement (seed {seed}); "
-             f"percentile intervals.")]))
+        note(f"{n_boot} replicates resampling {run.cluster_key} clusters with replacement "
+             f"(seed {seed}); percentile intervals.")]))
 
     for key, heading in (("concept_groups", "J per concept group"), ("concept", "J per concept"),
                          (run.class_key, "J per class")):

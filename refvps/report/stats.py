@@ -97,7 +97,8 @@ def bootstrap_ci(units: pd.DataFrame, metrics: list[str], cluster: str, class_av
     return pd.DataFrame(rows)
 
 
-def run_ci(run: Run, n_boot: int = DEFAULT_BOOT, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+def run_ci(run: Run, n_boot: int = DEFAULT_BOOT, seed: int = 0,
+           level: float = 0.95) -> pd.DataFrame:
     """Bootstrap intervals of every headline metric of ``run``."""
     return bootstrap_ci(run.units, run.headline, run.cluster_key, run.class_key is not None,
                         n_boot=n_boot, seed=seed, level=level)

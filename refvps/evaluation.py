@@ -212,6 +212,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         "data_fingerprint": data_fingerprint(bench, digests),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "unit_name": bench.unit_name,
+        "class_key": bench.class_key,
         "headline": list(bench.headline),
         "metrics": metrics,
         "counts": {

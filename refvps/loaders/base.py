@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from refvps.errors import MaskError, Problem
+from refvps.formats import FRAME_EXT, JPEG_DIR
 from refvps.masks import binarize, read_mask_bytes
 from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
                             jf_score, sequence_mean, sequence_recall, temporal_consistency)
@@ -155,6 +156,10 @@ class Benchmark(ABC):
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
         return f"{query.video}/{query.query_id}/{frame}.png"
+
+    def image_path(self, query: Query, frame: str) -> Path:
+        """The RGB image of ``frame`` (for visualisation; DAVIS layout by default)."""
+        return self.root / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
 
     def units_table(self) -> pd.DataFrame:
         """One row per query with its metadata (text, concept, annotator, class, ...)."""

@@ -32,3 +32,14 @@ def data_option(func):
     return click.option("--data", type=click.Path(file_okay=False), default=None,
                         help="Dataset root holding each benchmark's folder (default: "
                              "$REFVPS_DATA, else ~/.local/share/refvps/data).")(func)
+
+
+def executor_options(func):
+    """``--executor local|ray`` and ``--address`` (a Ray cluster; default: a local instance)."""
+    func = click.option("--address", default=None,
+                        help="Ray cluster address for --executor ray (default: start a local "
+                             "instance; 'auto' joins the cluster this machine belongs to).")(func)
+    return click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                        show_default=True,
+                        help="Where the work runs: this machine, or Ray "
+                             "(pip install 'refvps[ray]').")(func)

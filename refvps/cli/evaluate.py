@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from refvps.cli.common import benchmark_option, data_option
+from refvps.cli.common import benchmark_option, data_option, executor_options
 
 
 @click.command("eval")
@@ -22,13 +22,15 @@ from refvps.cli.common import benchmark_option, data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--name", default=None, help="Name of the run (default: the predictions folder name).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@executor_options
 def eval_command(benchmark, data, preds, split, workers, allow_missing, out, as_json, name,
-                 no_progress):
+                 no_progress, executor, address):
     """Score a predictions folder with a benchmark's official protocol."""
     from refvps.evaluation import evaluate
 
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
-                      progress=not no_progress, out=out, name=name)
+                      progress=not no_progress, out=out, name=name,
+                      executor="process" if executor == "local" else executor, address=address)
     click.echo(result.to_json() if as_json else result.to_text())
 
 

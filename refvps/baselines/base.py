@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from refvps.errors import ModelError
 from refvps.baselines.clips import shorter_clip_len
 from refvps.baselines.protocol import SegmenterInfo, check_masks
 
@@ -58,7 +59,7 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
         if origin in (tuple, Tuple):
             return tuple(_convert(v, args[0], key) for v in value.split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"model argument {key}={value!r}: expected {getattr(kind, '__name__', kind)}"
+        raise ModelError(f"model argument {key}={value!r}: expected {getattr(kind, '__name__', kind)}"
                          ) from None
     return value
 
@@ -68,7 +69,7 @@ def parse_config(config_cls: type, args: Dict[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(args) - set(fields))
     if unknown:
-        raise ValueError(f"unknown model argument(s) {', '.join(unknown)}; this model takes: "
+        raise ModelError(f"unknown model argument(s) {', '.join(unknown)}; this model takes: "
                          f"{', '.join(fields) or '(none)'}")
     hints = typing.get_type_hints(config_cls)
     return config_cls(**{k: _convert(v, hints[k], k) for k, v in args.items()})

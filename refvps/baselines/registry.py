@@ -8,6 +8,8 @@ import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from refvps.errors import ModelError
+
 GROUP = "refvps.segmenters"
 
 BUILTIN: dict[str, str] = {
@@ -56,14 +58,14 @@ def segmenter_class(name: str) -> type:
     else:
         known = registered()
         if name not in known:
-            raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(known))} "
+            raise ModelError(f"unknown model {name!r}; registered: {', '.join(sorted(known))} "
                              "(or pass module:Class)")
         target = known[name].target
     module, _, attr = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load model {name!r} from {target}: {exc}") from None
+        raise ModelError(f"cannot load model {name!r} from {target}: {exc}") from None
     if not getattr(cls, "name", ""):
         cls.name = name
     return cls

@@ -39,12 +39,16 @@ class CenterBoxConfig:
 
 
 def center_box(height: int, width: int, frac: float) -> np.ndarray:
-    """A centred box covering ``frac`` of the height and of the width (rounded to pixels)."""
+    """A centred box covering ``frac`` of the height and of the width (edges rounded half up)."""
     if not 0.0 <= frac <= 1.0:
         raise ValueError(f"frac must lie in [0, 1], got {frac}")
     mask = np.zeros((height, width), bool)
-    y0, y1 = round(height * (1 - frac) / 2), round(height * (1 + frac) / 2)
-    x0, x1 = round(width * (1 - frac) / 2), round(width * (1 + frac) / 2)
+
+    def edge(value: float) -> int:
+        return int(np.floor(value + 0.5))
+
+    y0, y1 = edge(height * (1 - frac) / 2), edge(height * (1 + frac) / 2)
+    x0, x1 = edge(width * (1 - frac) / 2), edge(width * (1 + frac) / 2)
     mask[y0:y1, x0:x1] = True
     return mask
 

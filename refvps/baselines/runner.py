@@ -256,7 +256,8 @@ def predict(model: str | ModelSpec, benchmark: str | Benchmark, out: str | Path,
         from refvps.errors import ValidationError
 
         raise ValidationError(f"dataset {bench.root} ({bench.title})", problems)
-    out = Path(out)
+    bench.root = bench.root.resolve()  # wrappers may change the working directory
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": spec.name, "model_args": spec.args, "benchmark": bench.name,
            "split": bench.split, "refvps_version": __version__,

@@ -162,7 +162,7 @@ class SubprocessSegmenter:
             reply = self._request({"op": "predict", "video_id": video.video_id,
                                    "frame_names": list(video.frame_names), "frames": paths,
                                    "expression": expression, "out": str(out),
-                                   "clip_len": self._override}, timeout)
+                                   "clip_len": self.clip_len}, timeout)
             if reply.get("status") != "ok":
                 message = f"{self.name} (worker): {reply.get('message')}"
                 if reply.get("kind") == "oom":

@@ -41,14 +41,14 @@ def _versions() -> dict:
 
     info = {"protocol": PROTOCOL, "python": platform.python_version(), "numpy": numpy.__version__,
             "pid": os.getpid(), "executable": sys.executable}
+    try:
+        from importlib.metadata import version
+
+        info["torch"] = version("torch")  # without importing it (seconds)
+    except Exception:
+        pass
     torch = sys.modules.get("torch")
-    if torch is None:
-        try:
-            import torch  # noqa: F811 (only reported, the model imports it anyway)
-        except ImportError:
-            torch = None
     if torch is not None:
-        info["torch"] = torch.__version__
         info["cuda"] = torch.cuda.is_available()
         if info["cuda"]:
             info["gpu"] = torch.cuda.get_device_name(0)

@@ -25,6 +25,7 @@ import refvps
 from refvps.baselines.base import Requirement
 from refvps.baselines.clips import shorter_clip_len
 from refvps.baselines.protocol import OutOfMemory, SegmenterInfo, VideoInput
+from refvps.baselines.registry import registered
 from refvps.baselines.worker import BOOT, read_masks
 
 
@@ -43,6 +44,8 @@ class SubprocessSegmenter:
                  load_timeout_s: float = 3600.0, frame_timeout_s: float = 30.0,
                  min_timeout_s: float = 300.0, env: dict | None = None):
         self.name = target
+        known = registered()  # the worker gets module:Class (entry points need Python 3.10)
+        self.target = known[target].target if target in known else target
         self.python = python
         self.model_args = dict(model_args or {})
         self.load_timeout_s = load_timeout_s
@@ -63,7 +66,7 @@ class SubprocessSegmenter:
         refvps_parent = str(Path(refvps.__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self.proc = subprocess.Popen([self.python, "-c", BOOT, refvps_parent, "--target",
-                                      self.name], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      self.target], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env=env)
         self._buffer = b""
         self.hello = self._exchange({"op": "hello"}, 120.0)

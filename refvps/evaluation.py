@@ -152,8 +152,9 @@ def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
 def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              data: str | Path | None = None, split: str | None = None, *,
              workers: int | None = None, allow_missing: bool = False,
-             executor: str = "process", progress: bool = True, decay_mode: str = "davis2017",
-             out: str | Path | None = None, name: str | None = None) -> EvalResult:
+             executor: str = "local", progress: bool = True, decay_mode: str = "davis2017",
+             out: str | Path | None = None, name: str | None = None,
+             address: str | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
     Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
@@ -179,7 +180,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     rows: list[dict] = []
     digests: dict[str, str] = {}
     for result in score_tasks(bench, store, tasks, allow_missing=allow_missing, workers=workers,
-                              executor=executor, progress=progress):
+                              executor=executor, progress=progress, address=address):
         rows.extend(result.rows)
         problems.extend(result.problems)
         digests.update(result.digests)

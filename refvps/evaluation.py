@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from refvps.errors import Problem, ValidationError
+from refvps.fileio import atomic_write_text, jsonable
 from refvps.loaders import Benchmark, load_benchmark
 from refvps.predictions import PredictionStore, check_presence
 
@@ -51,11 +50,11 @@ class EvalResult:
             files[name] = f"{name}.csv"
             _atomic_csv(table, out / files[name])
         self.summary["files"] = {k: str((out / v).resolve()) for k, v in files.items()}
-        _atomic_write(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(jsonable(self.summary), indent=2) + "\n")
         return self.summary["files"]
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.summary), indent=2)
+        return json.dumps(jsonable(self.summary), indent=2)
 
     def to_text(self) -> str:
         """A readable summary for a terminal."""
@@ -114,27 +113,8 @@ def _fmt(value) -> str:
     return f"{value:.4f}"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, table.to_csv(index=False))
+    atomic_write_text(path, table.to_csv(index=False))
 
 
 def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:

@@ -26,7 +26,7 @@ from refvps.baselines.frames import LazyFrames
 from refvps.baselines.protocol import OutOfMemory, VideoInput, check_masks, is_out_of_memory
 from refvps.baselines.registry import create
 from refvps.errors import RefvpsError
-from refvps.evaluation import _atomic_write
+from refvps.fileio import atomic_write_text
 from refvps.executors import EXECUTORS
 from refvps.formats import PRED_DONE_FILE, PRED_FAILURES_FILE, PRED_RUN_FILE, PRED_RUNTIME_FILE
 from refvps.loaders import Benchmark, Query, VideoTask, load_benchmark
@@ -209,7 +209,7 @@ def run_query(segmenter, bench: Benchmark, task: VideoTask, query: Query, out: P
               "oom_retries": retries,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     path = marker_path(bench, out, query)
-    _atomic_write(path, json.dumps(marker, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(marker, indent=1) + "\n")
     return marker
 
 
@@ -273,7 +273,7 @@ def predict(model: str | ModelSpec, benchmark: str | Benchmark, out: str | Path,
             segmenter = spec.build()
             if hasattr(segmenter, "info"):
                 run["info"] = _info_dict(segmenter)
-            _atomic_write(out / PRED_RUN_FILE, json.dumps(run, indent=1, default=str) + "\n")
+            atomic_write_text(out / PRED_RUN_FILE, json.dumps(run, indent=1, default=str) + "\n")
             for batch in _execute(spec, segmenter, bench, todo, out, executor, address, workers):
                 records.extend(batch)
                 bar.update(len(batch))
@@ -283,7 +283,7 @@ def predict(model: str | ModelSpec, benchmark: str | Benchmark, out: str | Path,
     suffix = "" if shard == (0, 1) else f"-shard{shard[0]}of{shard[1]}"
     failures_path = out / PRED_FAILURES_FILE.replace(".json", f"{suffix}.json")
     if failures:
-        _atomic_write(failures_path, json.dumps(failures, indent=1) + "\n")
+        atomic_write_text(failures_path, json.dumps(failures, indent=1) + "\n")
     elif failures_path.exists():
         failures_path.unlink()
     write_runtime_table(bench, out)
@@ -325,5 +325,5 @@ def write_runtime_table(bench: Benchmark, out: Path) -> pd.DataFrame:
             continue
     table = pd.DataFrame(rows)
     if rows:
-        _atomic_write(out / PRED_RUNTIME_FILE, table.to_csv(index=False))
+        atomic_write_text(out / PRED_RUNTIME_FILE, table.to_csv(index=False))
     return table

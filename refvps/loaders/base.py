@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from refvps.errors import MaskError, Problem
+from refvps.formats import FRAME_EXT, JPEG_DIR
 from refvps.masks import binarize, read_mask_bytes
 from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
                             jf_score, sequence_mean, sequence_recall, temporal_consistency)
@@ -144,6 +145,15 @@ class Benchmark(ABC):
     def queries(self) -> list[Query]:
         return [q for task in self.tasks() for q in task.queries]
 
+    def inference_frames(self, query: Query) -> tuple[str, ...]:
+        """Frames a model predicts for ``query`` (the benchmark's inference frame rate); by
+        default the scored frames."""
+        return query.frames
+
+    def frame_path(self, video: str, frame: str) -> Path:
+        """The RGB image file of ``frame`` of ``video`` (what a model reads)."""
+        raise NotImplementedError(f"{self.name}: frame images are not exposed to models yet")
+
     def bind_predictions(self, store) -> None:
         """Adapt to a predictions store before its files are listed (e.g. pick its layout)."""
 
@@ -163,6 +173,10 @@ class Benchmark(ABC):
     def notes(self) -> list[str]:
         """Facts about this dataset's protocol that a reader of the results must know."""
         return []
+
+    def image_path(self, query: Query, frame: str) -> Path:
+        """The RGB image of ``frame`` (for visualisation; DAVIS layout by default)."""
+        return self.root / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
 
     def units_table(self) -> pd.DataFrame:
         """One row per query with its metadata (text, concept, annotator, class, ...)."""

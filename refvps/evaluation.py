@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from refvps.errors import Problem, ValidationError
+from refvps.errors import Problem, RefvpsError, ValidationError
 from refvps.loaders import Benchmark, load_benchmark
 from refvps.predictions import PredictionStore, check_presence
 
@@ -123,6 +123,22 @@ def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
     _atomic_write(path, table.to_csv(index=False))
 
 
+def _missing_hint(bench: Benchmark) -> str:
+    hint = "Missing predictions can be scored as empty masks with --allow-missing"
+    if "official" in bench.missing_modes:
+        hint += (", or handled as the official script does with --missing official"
+                 f" (see docs/benchmarks/{bench.name}.md)")
+    return hint + " (counted in the output)."
+
+
+def _tolerated_warnings(mode: str, tolerated: list[Problem], limit: int = 20) -> list[str]:
+    """One warning per input problem a lenient missing mode accepted (the first ``limit``)."""
+    lines = [f"--missing {mode}: {problem}" for problem in tolerated[:limit]]
+    if len(tolerated) > limit:
+        lines.append(f"--missing {mode}: ... and {len(tolerated) - limit} more")
+    return lines
+
+
 def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
     """sha256 over the metadata files and every ground-truth file scored (names and bytes)."""
     digest = hashlib.sha256()
@@ -139,17 +155,29 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              data: str | Path | None = None, split: str | None = None, *,
              workers: int | None = None, allow_missing: bool = False,
              executor: str = "process", progress: bool = True,
-             out: str | Path | None = None, name: str | None = None) -> EvalResult:
+             out: str | Path | None = None, name: str | None = None,
+             missing: str | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
     Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
     predictions unless ``allow_missing``, unknown folders, unreadable or mis-sized masks).
+    ``missing`` selects one of the benchmark's ``missing_modes`` (e.g. MeViS ``"official"``,
+    which reproduces the official script's handling; what it tolerated is counted and warned).
     """
     from refvps import __version__
     from refvps.executors import score_tasks
 
     started = time.perf_counter()
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(benchmark, data, split)
+    if missing is not None:
+        bench.set_missing_mode(missing)
+    if allow_missing and bench.missing != "strict":
+        raise RefvpsError(f"--allow-missing and --missing {bench.missing} exclude each other")
+    if bench.split in bench.server_splits:
+        raise RefvpsError(
+            f"{bench.title}: split {bench.split!r} has no public ground truth; it is scored by the "
+            f"evaluation server. Build the upload with: refvps submit --benchmark {bench.name} "
+            f"--split {bench.split} --data DATA --preds {preds} --out submission.zip")
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
@@ -158,19 +186,24 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
     presence = check_presence(store, required)
     problems: list[Problem] = list(presence.unknown_problems)
-    if not allow_missing:
+    if not allow_missing and bench.missing == "strict":
         problems += presence.missing_problems
     rows: list[dict] = []
     digests: dict[str, str] = {}
+    extra_counts: dict[str, int] = {}
+    tolerated: list[Problem] = []
     for result in score_tasks(bench, store, tasks, allow_missing=allow_missing, workers=workers,
                               executor=executor, progress=progress):
         rows.extend(result.rows)
         problems.extend(result.problems)
         digests.update(result.digests)
+        tolerated.extend(result.tolerated)
+        for key, value in result.counts.items():
+            extra_counts[key] = extra_counts.get(key, 0) + value
     if problems:
-        hint = ("Missing predictions can be scored as empty masks with --allow-missing "
-                "(counted in the output)." if presence.missing and not allow_missing else "")
-        raise ValidationError(f"predictions {store.path}", problems, hint)
+        raise ValidationError(f"predictions {store.path}", problems,
+                              _missing_hint(bench) if presence.missing and not allow_missing
+                              else "")
 
     frames = pd.DataFrame(rows)
     order = {q.unit: i for i, q in enumerate(bench.queries())}
@@ -180,7 +213,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     meta = bench.units_table()
     units = meta.merge(scores, on="unit", how="inner")
     metrics, tables = bench.aggregate(frames, units)
-    missing_scored = int(frames["pred_missing"].sum()) if len(frames) else 0
+    missing_scored = int(frames["pred_missing"].sum()) if allow_missing and len(frames) else 0
     summary = {
         "refvps_version": __version__,
         "benchmark": bench.name,
@@ -201,11 +234,13 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
             "queries": int(len(units)),
             "frames_scored": int(len(frames)),
             "missing_frames_scored_empty": missing_scored,
-            "units_with_missing": int((units["missing_frames"] > 0).sum()) if len(units) else 0,
+            "units_with_missing": int((units["missing_frames"] > 0).sum())
+            if allow_missing and len(units) else 0,
+            **extra_counts,
         },
-        "options": {"allow_missing": allow_missing, "decay_mode": bench.decay_mode,
-                    "executor": executor},
-        "warnings": [],
+        "options": {"allow_missing": allow_missing, "missing": bench.missing,
+                    "decay_mode": bench.decay_mode, "executor": executor},
+        "warnings": _tolerated_warnings(bench.missing, tolerated),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     result = EvalResult(summary, frames, units, tables)

@@ -5,7 +5,9 @@ import click
 
 from refvps import __version__
 from refvps.cli.common import RefvpsGroup
+from refvps.cli.benchmarks import benchmarks_command
 from refvps.cli.evaluate import demo_command, eval_command, sample_command
+from refvps.cli.submit import submit_command
 
 
 @click.group(cls=RefvpsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,5 +16,6 @@ def main() -> None:
     """Exact, fast evaluation for referring video (process) segmentation."""
 
 
-for command in (eval_command, demo_command, sample_command):
+for command in (eval_command, demo_command, sample_command, benchmarks_command,
+                submit_command):
     main.add_command(command)

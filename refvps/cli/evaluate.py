@@ -17,18 +17,21 @@ from refvps.cli.common import benchmark_option, data_option
 @click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--allow-missing", is_flag=True,
               help="Score missing prediction frames as empty masks (counted in the output).")
+@click.option("--missing", type=click.Choice(["strict", "official"]), default=None,
+              help="strict (default): every missing or unusable prediction is an error. official: "
+                   "handle them as the official script does (MeViS only; counted and warned).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write per-frame rows, per-unit and breakdown tables and summary.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--name", default=None, help="Name of the run (default: the predictions folder name).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def eval_command(benchmark, data, preds, split, workers, allow_missing, out, as_json, name,
-                 no_progress):
+def eval_command(benchmark, data, preds, split, workers, allow_missing, missing, out, as_json,
+                 name, no_progress):
     """Score a predictions folder with a benchmark's official protocol."""
     from refvps.evaluation import evaluate
 
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
-                      progress=not no_progress, out=out, name=name)
+                      progress=not no_progress, out=out, name=name, missing=missing)
     click.echo(result.to_json() if as_json else result.to_text())
 
 

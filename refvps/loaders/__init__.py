@@ -8,6 +8,8 @@ from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, Video
 
 BENCHMARKS: dict[str, str] = {
     "ref-vps": "refvps.loaders.refvps:RefVPS",
+    "mevis": "refvps.loaders.mevis:MeViS",
+    "ref-ytvos": "refvps.loaders.refytvos:RefYouTubeVOS",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
 

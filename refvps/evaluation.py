@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from refvps.errors import Problem, RefvpsError, ValidationError
-from refvps.loaders import Benchmark, load_benchmark
+from refvps.loaders import Benchmark, benchmark_class, load_benchmark
 from refvps.predictions import PredictionStore, check_presence
 
 METRIC_NOTES = {
@@ -168,6 +168,8 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     from refvps.executors import score_tasks
 
     started = time.perf_counter()
+    if missing is not None and not isinstance(benchmark, Benchmark):
+        benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(benchmark, data, split)
     if missing is not None:
         bench.set_missing_mode(missing)

@@ -126,11 +126,16 @@ class Benchmark(ABC):
         self.decay_mode = decay_mode
         self.missing = "strict"
 
+    @classmethod
+    def check_missing_mode(cls, mode: str) -> None:
+        """Raise a clear error when ``mode`` is not one of this benchmark's ``missing_modes``."""
+        if mode not in cls.missing_modes:
+            raise RefvpsError(f"--missing {mode} is not supported by {cls.name} (supported: "
+                              f"{', '.join(cls.missing_modes)})")
+
     def set_missing_mode(self, mode: str) -> None:
         """Choose how missing / unusable predictions are handled (``strict`` = all are errors)."""
-        if mode not in self.missing_modes:
-            raise RefvpsError(f"--missing {mode} is not supported by {self.name} (supported: "
-                              f"{', '.join(self.missing_modes)})")
+        self.check_missing_mode(mode)
         self.missing = mode
 
     # --- data -------------------------------------------------------------------------------

@@ -132,9 +132,8 @@ class MeViS(Benchmark):
         meta_path = self.split_dir / META_EXPRESSIONS
         for video, record in videos.items():
             where = f"{meta_path} [{video}]"
-            record_problems = video_record_problems(where, record)
-            problems += record_problems
-            if self.has_gt and not record_problems:
+            problems += video_record_problems(where, record)
+            if self.has_gt and _well_formed(record):
                 problems += self._validate_targets(video, record, mask_dict, where)
         return problems
 
@@ -142,14 +141,18 @@ class MeViS(Benchmark):
         problems = []
         n_frames = len(record["frames"])
         sizes: set[tuple[int, int]] = set()
+        seen: set[int] = set()
         for exp_id, exp in record["expressions"].items():
-            annos = exp.get("anno_id")
+            annos = exp.get("anno_id") if isinstance(exp, dict) else None
             if not isinstance(annos, list) or not all(isinstance(a, int) and not isinstance(a, bool)
                                                       for a in annos):
                 problems.append(Problem(where, f"expression {exp_id!r}: 'anno_id' must be a list "
                                                "of integers (empty for a no-target expression)"))
                 continue
             for anno in annos:
+                if anno in seen:
+                    continue
+                seen.add(anno)
                 entries = mask_dict.get(str(anno))
                 anno_where = f"{self.split_dir / MASK_DICT} [{anno}]"
                 if entries is None:
@@ -337,6 +340,12 @@ class _VideoScorer:
                 self.shapes[query.unit] = seen or self.gt.size or next(iter(self.shapes.values()),
                                                                        (1, 1))
         return self.shapes[query.unit]
+
+
+def _well_formed(record: object) -> bool:
+    """Whether a video record has the structure the target checks walk (lists and objects)."""
+    return isinstance(record, dict) and isinstance(record.get("frames"), list) \
+        and isinstance(record.get("expressions"), dict)
 
 
 def _rle_size(rle: object) -> tuple[int, int] | None:

@@ -44,9 +44,15 @@ def _count(cls, root: Path | None, split: str) -> dict:
     if root is None:
         return {"status": "no data"}
     try:
-        queries = cls(root, split=split).queries()
+        bench = cls(root, split=split)
+        queries = bench.queries()
+        # an empty split is cheap to validate: tells a malformed file from an absent one
+        problems = [] if queries else bench.validate()
     except (RefvpsError, OSError, ValueError, KeyError, TypeError) as exc:
         return {"status": f"error: {exc}"}
+    broken = [p for p in problems if p.what != "file not found"]
+    if broken:
+        return {"status": f"error: {broken[0]}"}
     if not queries:
         return {"status": "no data", "videos": 0, "queries": 0}
     return {"status": "ok", "videos": len({q.video for q in queries}), "queries": len(queries)}

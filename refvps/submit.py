@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from refvps.errors import MaskError, Problem, RefvpsError, ValidationError
-from refvps.loaders import Benchmark, VideoTask, load_benchmark
+from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
 from refvps.masks import read_mask_bytes
 from refvps.predictions import PredictionStore, check_presence
 
@@ -51,10 +51,11 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
     Raises :class:`ValidationError` listing every problem (dataset, missing or unknown folders
     and frames, unreadable masks, wrong sizes, non-binary values) without writing anything.
     """
+    cls = type(benchmark) if isinstance(benchmark, Benchmark) else benchmark_class(benchmark)
+    if cls.submission_root is None or not cls.server_splits:
+        raise RefvpsError(f"{cls.title} has no evaluation server; score it with refvps eval")
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
-        benchmark, data, split or _default_server_split(benchmark))
-    if bench.submission_root is None or not bench.server_splits:
-        raise RefvpsError(f"{bench.title} has no evaluation server; score it with refvps eval")
+        benchmark, data, split or cls.server_splits[0])
     if bench.split not in bench.server_splits:
         raise RefvpsError(f"{bench.title}: split {bench.split!r} has public ground truth; score it "
                           f"locally with refvps eval (server splits: "
@@ -89,13 +90,6 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
             os.unlink(tmp)
     return Submission(out, bench.name, bench.split, len(tasks),
                       sum(len(t.queries) for t in tasks), len(required), out.stat().st_size)
-
-
-def _default_server_split(name: str) -> str | None:
-    from refvps.loaders import benchmark_class
-
-    servers = benchmark_class(name).server_splits
-    return servers[0] if servers else None
 
 
 def _map_videos(bench: Benchmark, store: PredictionStore, tasks: list[VideoTask],

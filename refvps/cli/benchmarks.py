@@ -23,7 +23,8 @@ def benchmarks_command(data, as_json, as_csv):
         import pandas as pd
 
         rows = [{"benchmark": r["benchmark"], **s} for r in records for s in r["splits"]]
-        click.echo(pd.DataFrame(rows).to_csv(index=False), nl=False)
+        table = pd.DataFrame(rows).astype({"videos": "Int64", "queries": "Int64"})
+        click.echo(table.to_csv(index=False), nl=False)
     else:
         click.echo("\n\n".join(_block(r, data is not None) for r in records))
 

@@ -277,3 +277,12 @@ def test_image_size_mismatch_and_missing_files(root, tmp_path):
     with pytest.raises(ValidationError, match="malformed JSON"):
         run(tmp_path, tmp_path / "data")
 
+
+
+def test_official_mode_empty_video_folder_counts_as_present(root, tmp_path):
+    preds = write_predictions(tmp_path / "p", "valid_u", skip=(f"{B_VIDEO}/",))
+    (preds / B_VIDEO).mkdir()
+    result = run(preds, root, missing="official")
+    assert_matches_official(result, preds, root)
+    assert result.summary["counts"]["expressions_dropped"] == 4
+    assert result.summary["counts"]["videos_missing_scored_zero"] == 0

@@ -298,7 +298,6 @@ class _VideoScorer:
 
     def _score(self, query: Query, t: int, frame: str, boundaries: dict) -> dict | None:
         relpath = self.bench.prediction_relpath(query, frame)
-        where = self.reader.describe(relpath)
         try:
             pred = self.reader.read_binary(relpath)
         except MaskError as exc:
@@ -310,7 +309,7 @@ class _VideoScorer:
             if self.official:
                 folder = f"{query.video}/{query.query_id}"
                 if self.reader.has_folder(folder):
-                    self._reject(query, where, "prediction frame missing")
+                    self._reject(query, self.reader.describe(relpath), "prediction frame missing")
                 else:
                     self._reject(query, self.reader.describe(folder), "expression folder missing")
                 return None
@@ -320,11 +319,11 @@ class _VideoScorer:
         if is_missing:
             pred = np.zeros(shape, bool)
         elif pred.shape != shape:
-            self._reject(query, where, f"size {pred.shape[1]}x{pred.shape[0]} (WxH), expected "
+            self._reject(query, self.reader.describe(relpath), f"size {pred.shape[1]}x{pred.shape[0]} (WxH), expected "
                                        f"{shape[1]}x{shape[0]}")
             return None
         if self.official and self.gt.size not in (None, shape) and self.gt.has_mask(query):
-            self._reject(query, where, f"size {shape[1]}x{shape[0]} (WxH) differs from the GT "
+            self._reject(query, self.reader.describe(relpath), f"size {shape[1]}x{shape[0]} (WxH) differs from the GT "
                                        f"size {self.gt.size[1]}x{self.gt.size[0]}")
             return None
         fg = self.gt.target_at(query, t, shape)

@@ -25,6 +25,10 @@ METRIC_NOTES = {
 }
 
 
+STANDARD_COUNTS = ("videos", "queries", "frames_scored", "missing_frames_scored_empty",
+                   "units_with_missing")
+
+
 @dataclass
 class EvalResult:
     """Everything one evaluation produced; per-frame rows are the source of truth."""
@@ -79,6 +83,10 @@ class EvalResult:
             lines.append(f"\n  {c['missing_frames_scored_empty']} missing prediction frame(s) "
                          f"scored as empty (--allow-missing) in {c['units_with_missing']} "
                          f"{s['unit_name']}(s)")
+        extra_counts = {k: v for k, v in c.items() if k not in STANDARD_COUNTS and v}
+        if extra_counts:
+            lines.append("\n  " + ", ".join(f"{k.replace('_', ' ')}: {v}"
+                                             for k, v in extra_counts.items()))
         for warning in s.get("warnings", []):
             lines.append(f"  warning: {warning}")
         for name in ("concept_groups", "classes"):
@@ -124,11 +132,12 @@ def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
 
 
 def _missing_hint(bench: Benchmark) -> str:
-    hint = "Missing predictions can be scored as empty masks with --allow-missing"
-    if "official" in bench.missing_modes:
-        hint += (", or handled as the official script does with --missing official"
-                 f" (see docs/benchmarks/{bench.name}.md)")
-    return hint + " (counted in the output)."
+    if "official" not in bench.missing_modes:
+        return ("Missing predictions can be scored as empty masks with --allow-missing "
+                "(counted in the output).")
+    return ("Missing predictions can be scored as empty masks with --allow-missing, or handled "
+            "as the official script does with --missing official; both are counted in the "
+            f"output (docs/benchmarks/{bench.name}.md).")
 
 
 def _tolerated_warnings(mode: str, tolerated: list[Problem], limit: int = 20) -> list[str]:

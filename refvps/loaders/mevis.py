@@ -32,8 +32,10 @@ MISSING_COUNTS = ("videos_missing_scored_zero", "expressions_scored_zero", "expr
 class _VideoMasks(GroundTruth):
     """The RLE masks of one video's objects, decoded one frame at a time (one frame held)."""
 
-    def __init__(self, frames: tuple[str, ...], rles: dict[int, list], size: tuple[int, int] | None):
+    def __init__(self, frames: tuple[str, ...], rles: dict[int, list],
+                 size: tuple[int, int] | None, source: str):
         self.index = {frame: t for t, frame in enumerate(frames)}
+        self.source = source
         self.rles = rles
         self.size = size
         self.digests: dict[str, str] = {}
@@ -49,7 +51,11 @@ class _VideoMasks(GroundTruth):
             self._frame, self._decoded = t, {}
         if anno not in self._decoded:
             rle = self.rles[anno][t]
-            self._decoded[anno] = rle_decode(rle) if rle else None
+            try:
+                self._decoded[anno] = rle_decode(rle) if rle else None
+            except (ValueError, TypeError) as exc:
+                raise MaskError(f"{self.source} [{anno}]", f"entry {t}: malformed RLE "
+                                                           f"({exc})") from None
         return self._decoded[anno]
 
     def target_at(self, query: Query, t: int, shape: tuple[int, int]) -> np.ndarray:
@@ -224,11 +230,17 @@ class MeViS(Benchmark):
     def load_gt(self, task: VideoTask) -> _VideoMasks:
         rles, size = task.gt if task.gt is not None else ({}, None)
         frames = task.queries[0].frames if task.queries else ()
-        return _VideoMasks(frames, rles, size)
+        return _VideoMasks(frames, rles, size, str(self.split_dir / MASK_DICT))
 
     # --- scoring ----------------------------------------------------------------------------
     def score_task(self, task: VideoTask, reader, allow_missing: bool = False) -> TaskResult:
         """Score a video frame by frame (one frame's GT decoded at a time, shared by queries)."""
+        try:
+            return self._score_video(task, reader, allow_missing)
+        except MaskError as exc:  # a malformed RLE in mask_dict.json
+            return TaskResult([], [Problem(exc.path, exc.what)])
+
+    def _score_video(self, task: VideoTask, reader, allow_missing: bool) -> TaskResult:
         gt = self.load_gt(task)
         counts = dict.fromkeys(MISSING_COUNTS, 0)
         if self.missing == "official" and not reader.has_folder(task.video):

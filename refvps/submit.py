@@ -147,11 +147,9 @@ def _frame_sizes(bench: Benchmark, task: VideoTask,
                  problems: list[Problem]) -> dict[str, tuple[int, int]]:
     """(H, W) of every input frame of the video, read from the JPEG headers."""
     sizes = {}
-    frames = dict.fromkeys(f for q in task.queries for f in q.frames)
-    for frame in frames:
-        path = bench.image_path(task.video, frame)
-        if path is None:
-            continue
+    frames = {f: q for q in task.queries for f in q.frames}  # each frame once
+    for frame, query in frames.items():
+        path = bench.image_path(query, frame)
         try:
             with Image.open(path) as image:
                 width, height = image.size

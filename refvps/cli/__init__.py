@@ -7,6 +7,7 @@ from refvps import __version__
 from refvps.cli.common import RefvpsGroup
 from refvps.cli.benchmarks import benchmarks_command
 from refvps.cli.evaluate import demo_command, eval_command, sample_command
+from refvps.cli.reports import COMMANDS as REPORT_COMMANDS
 from refvps.cli.submit import submit_command
 
 
@@ -17,5 +18,5 @@ def main() -> None:
 
 
 for command in (eval_command, demo_command, sample_command, benchmarks_command,
-                submit_command):
+                submit_command, *REPORT_COMMANDS):
     main.add_command(command)

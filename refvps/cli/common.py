@@ -7,9 +7,6 @@ import click
 
 from refvps.errors import RefvpsError
 
-BENCHMARK_NAMES = ("ref-vps", "mevis", "ref-davis", "ref-ytvos", "burst", "vspw")
-
-
 class RefvpsGroup(click.Group):
     """Shows refvps errors (bad data, bad predictions) as messages with exit code 2."""
 
@@ -32,3 +29,9 @@ def data_option(func):
     return click.option("--data", type=click.Path(file_okay=False), default=None,
                         help="Dataset root holding each benchmark's folder (default: "
                              "$REFVPS_DATA, else ~/.local/share/refvps/data).")(func)
+
+
+def results_option(func):
+    return click.option("--results", type=click.Path(file_okay=False), default=None,
+                        help="Results store of recorded runs (default: $REFVPS_RESULTS, else "
+                             "~/.local/share/refvps/results).")(func)

@@ -10,6 +10,8 @@ BENCHMARKS: dict[str, str] = {
     "ref-vps": "refvps.loaders.refvps:RefVPS",
     "mevis": "refvps.loaders.mevis:MeViS",
     "ref-ytvos": "refvps.loaders.refytvos:RefYouTubeVOS",
+    "burst": "refvps.loaders.burst:Burst",
+    "vspw": "refvps.loaders.vspw:VSPW",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
 

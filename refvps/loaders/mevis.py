@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from refvps.errors import MaskError, Problem
-from refvps.formats import JPEG_DIR, MASK_DICT, META_EXPRESSIONS, MEVIS_FOLDER, clean_expression
+from refvps.formats import FRAME_EXT, JPEG_DIR, MASK_DICT, META_EXPRESSIONS, MEVIS_FOLDER, clean_expression
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask, group_means
 from refvps.loaders.jsonfiles import read_json_object, read_videos, video_record_problems
 from refvps.masks import rle_decode
@@ -127,8 +127,11 @@ class MeViS(Benchmark):
         files = [self.split_dir / META_EXPRESSIONS]
         return files + [self.split_dir / MASK_DICT] if self.has_gt else files
 
-    def image_path(self, video: str, frame: str) -> Path:
-        return self.split_dir / JPEG_DIR / video / f"{frame}.jpg"
+    def image_path(self, query: Query, frame: str) -> Path:
+        return self._frame_file(query.video, frame)
+
+    def _frame_file(self, video: str, frame: str) -> Path:
+        return self.split_dir / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
 
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
@@ -186,7 +189,7 @@ class MeViS(Benchmark):
         return problems
 
     def _check_image_size(self, video: str, frame: str, size: tuple[int, int]) -> list[Problem]:
-        path = self.image_path(video, frame)
+        path = self._frame_file(video, frame)
         if not path.is_file():
             return []  # frames are optional for scoring
         with Image.open(path) as image:

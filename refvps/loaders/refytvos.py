@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from refvps.errors import MaskError, Problem
-from refvps.formats import (ANNOTATION_DIR, JPEG_DIR, META_EXPRESSIONS, REFYTVOS_FOLDER,
+from refvps.formats import (ANNOTATION_DIR, FRAME_EXT, JPEG_DIR, META_EXPRESSIONS, REFYTVOS_FOLDER,
                             REFYTVOS_META_DIR, SUBMISSION_ANNOTATIONS, YTVOS_META,
                             clean_expression)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, VideoTask, group_means,
@@ -110,11 +110,12 @@ class RefYouTubeVOS(Benchmark):
     def annotation_dir(self, video: str) -> Path:
         return self.root / "train" / ANNOTATION_DIR / video
 
-    def image_path(self, video: str, frame: str) -> Path:
+    def image_path(self, query: Query, frame: str) -> Path:
+        """``train/`` or ``valid/JPEGImages`` (test frames: ``valid/``, else ``test/``)."""
         split_dir = "train" if self.split == "train" else "valid"
-        path = self.root / split_dir / JPEG_DIR / video / f"{frame}.jpg"
+        path = self.root / split_dir / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
         if self.split == "test" and not path.exists():
-            return self.root / "test" / JPEG_DIR / video / f"{frame}.jpg"
+            return self.root / "test" / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
         return path
 
     # --- validation -------------------------------------------------------------------------

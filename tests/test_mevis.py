@@ -286,3 +286,20 @@ def test_official_mode_empty_video_folder_counts_as_present(root, tmp_path):
     assert_matches_official(result, preds, root)
     assert result.summary["counts"]["expressions_dropped"] == 4
     assert result.summary["counts"]["videos_missing_scored_zero"] == 0
+
+
+def test_malformed_rle_is_reported_with_its_anno_id(root, tmp_path):
+    from pycocotools import mask as mask_utils
+
+    def edit(videos, masks, split):
+        too_long = mask_utils.encode(np.asfortranarray(np.ones((32, 45), np.uint8)))
+        masks["5"][1] = {"size": [31, 45], "counts": too_long["counts"].decode("ascii")}
+
+    bench = _edit_split(root, tmp_path, edit)
+    assert bench.validate() == []  # structure is fine; the runs are checked when decoded
+    preds = write_predictions(tmp_path / "p", "valid_u")
+    with pytest.raises(ValidationError) as info:
+        run(preds, tmp_path / "data")
+    assert [p.what for p in info.value.problems] == [
+        "entry 1: malformed RLE (Invalid RLE mask representation)"]
+    assert info.value.problems[0].where.endswith("valid_u/mask_dict.json [5]")

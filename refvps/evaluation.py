@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from refvps.errors import Problem, RefvpsError, ValidationError
+from refvps.fileio import atomic_write_text, jsonable
 from refvps.loaders import Benchmark, benchmark_class, load_benchmark
 from refvps.predictions import PredictionStore, check_presence
 
@@ -55,11 +54,11 @@ class EvalResult:
             files[name] = f"{name}.csv"
             _atomic_csv(table, out / files[name])
         self.summary["files"] = {k: str((out / v).resolve()) for k, v in files.items()}
-        _atomic_write(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(jsonable(self.summary), indent=2) + "\n")
         return self.summary["files"]
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.summary), indent=2)
+        return json.dumps(jsonable(self.summary), indent=2)
 
     def to_text(self) -> str:
         """A readable summary for a terminal."""
@@ -122,27 +121,8 @@ def _fmt(value) -> str:
     return f"{value:.4f}"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, table.to_csv(index=False))
+    atomic_write_text(path, table.to_csv(index=False))
 
 
 def _missing_hint(bench: Benchmark) -> str:
@@ -177,9 +157,9 @@ def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
 def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              data: str | Path | None = None, split: str | None = None, *,
              workers: int | None = None, allow_missing: bool = False,
-             executor: str = "process", progress: bool = True, decay_mode: str = "davis2017",
+             executor: str = "local", progress: bool = True, decay_mode: str = "davis2017",
              out: str | Path | None = None, name: str | None = None,
-             missing: str | None = None) -> EvalResult:
+             address: str | None = None, missing: str | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
     Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
@@ -220,7 +200,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     extra_counts: dict[str, int] = {}
     tolerated: list[Problem] = []
     for result in score_tasks(bench, store, tasks, allow_missing=allow_missing, workers=workers,
-                              executor=executor, progress=progress):
+                              executor=executor, progress=progress, address=address):
         rows.extend(result.rows)
         problems.extend(result.problems)
         digests.update(result.digests)

@@ -63,6 +63,12 @@ CONCEPT_GROUPS: tuple[tuple[str, str, str], ...] = (
 )
 """The five Ref-VPS concept groups: (id, display name, definition)."""
 
+# --- predictions written by `refvps predict` ---------------------------------------------
+PRED_DONE_FILE = ".done.json"
+"""Completion marker of one query, inside its predictions folder (written after every PNG)."""
+PRED_RUN_FILE = "run.json"
+PRED_RUNTIME_FILE = "runtime.csv"
+PRED_FAILURES_FILE = "failures.json"
 
 # --- BURST (TAO frames, BURST annotation JSON; REM's referring protocol) --------------------
 BURST_FOLDER = "burst"

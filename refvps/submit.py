@@ -9,8 +9,6 @@ timestamps (same input, same bytes) and is moved into place only when complete.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from refvps.errors import MaskError, Problem, RefvpsError, ValidationError
+from refvps.fileio import atomic_write
 from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
 from refvps.masks import read_mask_bytes
 from refvps.predictions import PredictionStore, check_presence
@@ -69,25 +68,21 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
     presence = check_presence(store, required)
     problems = presence.missing_problems + presence.unknown_problems
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+
+    def write_zip(handle) -> None:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
             for entries, video_problems in _map_videos(bench, store, tasks, workers, progress):
-                problems += video_problems
+                problems.extend(video_problems)
                 if problems:
                     continue  # keep validating, stop writing
                 for relpath, png in entries:
                     name = f"{bench.submission_root}/{relpath}" if bench.submission_root \
                         else relpath
                     archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), png)
-        if problems:
+        if problems:  # raised inside the atomic write: the temporary file is removed
             raise ValidationError(f"predictions {store.path}", problems)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(out, write_zip)
     return Submission(out, bench.name, bench.split, len(tasks),
                       sum(len(t.queries) for t in tasks), len(required), out.stat().st_size)
 

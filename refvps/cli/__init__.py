@@ -7,6 +7,7 @@ from refvps import __version__
 from refvps.cli.common import RefvpsGroup
 from refvps.cli.benchmarks import benchmarks_command
 from refvps.cli.evaluate import demo_command, eval_command, sample_command
+from refvps.cli.models import models_command, predict_command, run_command
 from refvps.cli.reports import COMMANDS as REPORT_COMMANDS
 from refvps.cli.submit import submit_command
 
@@ -18,5 +19,6 @@ def main() -> None:
 
 
 for command in (eval_command, demo_command, sample_command, benchmarks_command,
-                submit_command, *REPORT_COMMANDS):
+                submit_command, predict_command, run_command, models_command,
+                *REPORT_COMMANDS):
     main.add_command(command)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from refvps.cli.common import benchmark_option, data_option, results_option
+from refvps.cli.common import benchmark_option, data_option, executor_options, results_option
 from refvps.metrics.sequence import DECAY_MODES
 
 
@@ -29,10 +29,11 @@ from refvps.metrics.sequence import DECAY_MODES
               default="davis2017", show_default=True,
               help="Decay as the official code computes it (uint8 bug for >= 256 frames) or fixed.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@executor_options
 @results_option
 @click.option("--no-record", is_flag=True, help="Do not record the run in the results store.")
 def eval_command(benchmark, data, preds, split, workers, allow_missing, missing, out, as_json,
-                 name, decay_mode, no_progress, results, no_record):
+                 name, decay_mode, no_progress, executor, address, results, no_record):
     """Score a predictions folder with a benchmark's official protocol.
 
     Each run is recorded in the results store (for `refvps leaderboard`, `report`, `compare`);
@@ -43,7 +44,7 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
 
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
                       progress=not no_progress, decay_mode=decay_mode, out=out, name=name,
-                      missing=missing)
+                      executor=executor, address=address, missing=missing)
     record = None if no_record else save_record(result, results)
     click.echo(result.to_json() if as_json else result.to_text())
     if record is not None and not as_json:  # JSON output stays one document

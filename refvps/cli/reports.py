@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from refvps.cli.common import BENCHMARK_NAMES, benchmark_option, data_option, results_option
+from refvps.cli.common import benchmark_option, data_option, results_option
+from refvps.loaders import BENCHMARKS
 
 
 def _warn(lines: list[str]) -> None:
@@ -15,7 +16,7 @@ def _warn(lines: list[str]) -> None:
 
 
 @click.command("leaderboard")
-@click.option("--benchmark", "-b", type=click.Choice(BENCHMARK_NAMES), default=None,
+@click.option("--benchmark", "-b", type=click.Choice(list(BENCHMARKS)), default=None,
               help="Only this benchmark (default: all).")
 @click.option("--metric", "-m", default=None,
               help="Rank by this metric (default: the first one the benchmark's papers report).")

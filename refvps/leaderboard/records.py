@@ -91,7 +91,7 @@ def save_record(result, results: str | Path | None = None) -> RunRecord:
     When the result has not been written anywhere yet, its outputs go into the run's folder in
     the store, so the per-frame table is always kept for later reports.
     """
-    from refvps.evaluation import _atomic_write, _jsonable
+    from refvps.fileio import atomic_write_text, jsonable
 
     summary = result.summary
     run_id = new_run_id(summary["name"], summary["benchmark"])
@@ -100,14 +100,14 @@ def save_record(result, results: str | Path | None = None) -> RunRecord:
     files = summary.get("files") or result.write(run_dir)
     record = RunRecord(
         run_id=run_id, name=summary["name"], benchmark=summary["benchmark"],
-        split=summary["split"], metrics=_jsonable(summary["metrics"]),
+        split=summary["split"], metrics=jsonable(summary["metrics"]),
         outputs=str(Path(files["summary"]).parent), created=summary["created"],
         protocol=summary.get("protocol", ""), refvps_version=summary.get("refvps_version", ""),
         data_fingerprint=summary.get("data_fingerprint", ""),
         headline=list(summary.get("headline", [])), unit_name=summary.get("unit_name", "query"),
         class_key=summary.get("class_key"), predictions=summary.get("predictions", ""),
         frames_table=files["frames"], path=run_dir / RECORD_FILE)
-    _atomic_write(record.path, json.dumps(record.to_dict(), indent=2) + "\n")
+    atomic_write_text(record.path, json.dumps(record.to_dict(), indent=2) + "\n")
     return record
 
 

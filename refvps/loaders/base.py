@@ -163,6 +163,15 @@ class Benchmark(ABC):
     def queries(self) -> list[Query]:
         return [q for task in self.tasks() for q in task.queries]
 
+    def inference_frames(self, query: Query) -> tuple[str, ...]:
+        """Frames a model predicts for ``query`` (the benchmark's inference frame rate); by
+        default the scored frames."""
+        return query.frames
+
+    def frame_path(self, video: str, frame: str) -> Path:
+        """The RGB image file of ``frame`` of ``video`` (what a model reads)."""
+        raise NotImplementedError(f"{self.name}: frame images are not exposed to models yet")
+
     def bind_predictions(self, store) -> None:
         """Adapt to a predictions store before its files are listed (e.g. pick its layout)."""
 

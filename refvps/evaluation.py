@@ -46,7 +46,7 @@ class EvalResult:
         """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        unit_file = f"{_plural(self.summary['unit_name'])}.csv"
+        unit_file = f"{plural(self.summary['unit_name'])}.csv"
         files = {"frames": "frames.csv", "units": unit_file, "summary": "summary.json"}
         _atomic_csv(self.frames, out / "frames.csv")
         _atomic_csv(self.units, out / unit_file)
@@ -66,14 +66,14 @@ class EvalResult:
         c = s["counts"]
         lines = [f"{s['title']}  [split {s['split']}]",
                  f"predictions: {s['predictions']}",
-                 f"scored {c['queries']} {_plural(s['unit_name'])} over {c['videos']} videos, "
+                 f"scored {c['queries']} {plural(s['unit_name'])} over {c['videos']} videos, "
                  f"{c['frames_scored']} frames",
                  ""]
         for key in s["headline"]:
             value = s["metrics"].get(key)
             note = METRIC_NOTES.get(key, "")
             if key == "TC":
-                note += (f" ({s['metrics'].get('TC_units', 0)} {_plural(s['unit_name'])} "
+                note += (f" ({s['metrics'].get('TC_units', 0)} {plural(s['unit_name'])} "
                          "with >= 2 frames)")
             lines.append(f"  {key:<6} {_fmt(value)}   {note}")
         extra = [k for k in ("J_recall", "F_recall", "J_decay", "F_decay", "empty_pred_rate")
@@ -97,7 +97,8 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def _plural(noun: str) -> str:
+def plural(noun: str) -> str:
+    """English plural of a unit name ("query" -> "queries", "expression" -> "expressions")."""
     return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
 
 

@@ -30,6 +30,8 @@ def benchmarks_command(data, as_json, as_csv):
 
 
 def _block(record: dict, counted: bool) -> str:
+    from refvps.evaluation import plural
+
     lines = [f"{record['benchmark']}  {record['title']}",
              f"  protocol:  {record['protocol']}",
              f"  reference: {record['reference']}"]
@@ -39,7 +41,7 @@ def _block(record: dict, counted: bool) -> str:
         text = f"  - {split['split']}{' (default)' if split['default'] else ''}: "
         text += "refvps submit (server)" if split["scoring"] == "server" else "refvps eval"
         if split["status"] == "ok":
-            text += f", {split['videos']} videos, {split['queries']} {record['unit']}s"
+            text += f", {split['videos']} videos, {split['queries']} {plural(record['unit'])}"
         elif split["status"]:
             text += f", {split['status']}"
         lines.append(text)

@@ -90,7 +90,10 @@ class EvalResult:
                                              for k, v in extra_counts.items()))
         for warning in s.get("warnings", []):
             lines.append(f"  warning: {warning}")
-        for name, label in (("concept_groups", "concept group"), ("classes", "class")):
+        for note in s.get("notes", []):
+            lines.append(f"  note: {note}")
+        for name, label in (("runs", "run"), ("concept_groups", "concept group"),
+                            ("classes", "class")):
             table = self.tables.get(name)
             if table is not None and len(table):
                 lines += ["", f"per {label}:", _table_text(table, s["headline"])]
@@ -191,7 +194,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
     bench.bind_predictions(store)
-    required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
+    required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     problems: list[Problem] = list(presence.unknown_problems)
     if not allow_missing and bench.missing == "strict":
@@ -253,6 +256,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
                     "decay_mode": bench.decay_mode, "executor": executor},
         "warnings": sorted({str(w.message) for w in caught})
         + _tolerated_warnings(bench.missing, tolerated),
+        "notes": bench.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     result = EvalResult(summary, frames, units, tables)

@@ -25,6 +25,23 @@ def _score(task: VideoTask) -> TaskResult:
     return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
 
 
+def _submit_all(pool: ProcessPoolExecutor, tasks: list[VideoTask]) -> list:
+    """Submit every task (the workers fork meanwhile) with OpenCV's thread pool stopped.
+
+    If this process already ran OpenCV (an earlier in-process evaluation), a pool thread may
+    hold the pool's lock at the moment of a fork, and the worker then hangs forever in
+    ``cv2.setNumThreads``. One thread means no pool threads; the setting is restored after.
+    """
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return [pool.submit(_score, task) for task in tasks]
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def score_remote(benchmark: Benchmark, store, task: VideoTask, allow_missing: bool) -> TaskResult:
     """One task on a Ray worker (module-level so that Ray can import it)."""
     return benchmark.score_task(task, store, allow_missing)
@@ -74,7 +91,7 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
             return
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                  initargs=(benchmark, store, allow_missing)) as pool:
-            futures = [pool.submit(_score, task) for task in tasks]
+            futures = _submit_all(pool, tasks)
             for future in as_completed(futures):
                 yield future.result()
                 bar.update()

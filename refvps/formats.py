@@ -135,3 +135,33 @@ YTVOS_META = "meta.json"
 """``train/meta.json``: per video, per object id, its category."""
 SUBMISSION_ANNOTATIONS = "Annotations"
 """Top folder of a Ref-YouTube-VOS server zip."""
+
+
+# --- Ref-DAVIS17 (DAVIS-2017 unsupervised annotations + Khoreva et al. expressions) --------
+REFDAVIS_FOLDER = "ref-davis"
+DAVIS_FOLDER = "DAVIS"
+DAVIS_RESOLUTION = "480p"
+DAVIS_UNSUPERVISED_DIR = "Annotations_unsupervised"
+DAVIS_IMAGESETS_DIR = "ImageSets/2017"
+DAVIS_SEMANTICS = "davis_semantics.json"
+DAVIS_MAX_PROPOSALS = 20
+"""The davis2017 unsupervised evaluator refuses sequences with more proposal ids than this."""
+DAVIS_TEXT_DIR = "davis_text_annotations"
+REFDAVIS_CONVERTED_SPLITS = {"val": "valid", "train": "train"}
+"""DAVIS split name -> folder name in the ReferFormer-converted (YouTube-VOS style) tree."""
+REFDAVIS_META_DIR = "meta_expressions"
+REFDAVIS_RUNS: tuple[tuple[str, str, int, str], ...] = (
+    ("Davis17_annot1.txt", "utf-8", 1, "first-frame"),
+    ("Davis17_annot1_full_video.txt", "utf-8", 1, "full-video"),
+    ("Davis17_annot2.txt", "latin-1", 2, "first-frame"),
+    ("Davis17_annot2_full_video.txt", "latin-1", 2, "full-video"),
+)
+"""Annotator run ``anno_<k>`` = entry k: (text file, its encoding, annotator, expression kind)."""
+REFDAVIS_NAME_FIXES = {"clasic-car": "classic-car", "dog-scale": "dogs-scale",
+                       "motor-bike": "motorbike"}
+"""Video-name typos in the Khoreva et al. text files, mapped as ReferFormer's converter does."""
+
+
+def refdavis_run_dir(run: int) -> str:
+    """Predictions folder of annotator run ``run`` (0..3): ``anno_<run>``."""
+    return f"anno_{run}"

@@ -64,7 +64,8 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
-    required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
+    bench.bind_predictions(store)
+    required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required)
     problems = presence.missing_problems + presence.unknown_problems
     out = Path(out)

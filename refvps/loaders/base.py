@@ -184,6 +184,14 @@ class Benchmark(ABC):
         """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
         return f"{query.video}/{query.query_id}/{frame}.png"
 
+    def required_predictions(self, store, tasks: list[VideoTask]) -> list[str]:
+        """Every prediction file the tasks need (a layout may depend on what ``store`` holds)."""
+        return [self.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
+
+    def notes(self) -> list[str]:
+        """Facts about this dataset's protocol that a reader of the results must know."""
+        return []
+
     def image_path(self, query: Query, frame: str) -> Path:
         """The RGB image of ``frame`` (for visualisation; DAVIS layout by default)."""
         return self.root / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from refvps.errors import Problem, ValidationError
+from refvps.errors import Problem, RefvpsError, ValidationError
 from refvps.fileio import atomic_write_text, jsonable
-from refvps.loaders import Benchmark, load_benchmark
+from refvps.loaders import Benchmark, benchmark_class, load_benchmark
 from refvps.predictions import PredictionStore, check_presence
 
 METRIC_NOTES = {
@@ -23,6 +23,10 @@ METRIC_NOTES = {
     "J&F": "mean of J and F",
     "TC": "temporal consistency: mean |dJ| between consecutive scored frames, lower is better",
 }
+
+
+STANDARD_COUNTS = ("videos", "queries", "frames_scored", "missing_frames_scored_empty",
+                   "units_with_missing")
 
 
 @dataclass
@@ -42,7 +46,7 @@ class EvalResult:
         """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        unit_file = f"{_plural(self.summary['unit_name'])}.csv"
+        unit_file = f"{plural(self.summary['unit_name'])}.csv"
         files = {"frames": "frames.csv", "units": unit_file, "summary": "summary.json"}
         _atomic_csv(self.frames, out / "frames.csv")
         _atomic_csv(self.units, out / unit_file)
@@ -62,14 +66,14 @@ class EvalResult:
         c = s["counts"]
         lines = [f"{s['title']}  [split {s['split']}]",
                  f"predictions: {s['predictions']}",
-                 f"scored {c['queries']} {_plural(s['unit_name'])} over {c['videos']} videos, "
+                 f"scored {c['queries']} {plural(s['unit_name'])} over {c['videos']} videos, "
                  f"{c['frames_scored']} frames",
                  ""]
         for key in s["headline"]:
             value = s["metrics"].get(key)
             note = METRIC_NOTES.get(key, "")
             if key == "TC":
-                note += (f" ({s['metrics'].get('TC_units', 0)} {_plural(s['unit_name'])} "
+                note += (f" ({s['metrics'].get('TC_units', 0)} {plural(s['unit_name'])} "
                          "with >= 2 frames)")
             lines.append(f"  {key:<6} {_fmt(value)}   {note}")
         extra = [k for k in ("J_recall", "F_recall", "J_decay", "F_decay", "empty_pred_rate")
@@ -80,6 +84,10 @@ class EvalResult:
             lines.append(f"\n  {c['missing_frames_scored_empty']} missing prediction frame(s) "
                          f"scored as empty (--allow-missing) in {c['units_with_missing']} "
                          f"{s['unit_name']}(s)")
+        extra_counts = {k: v for k, v in c.items() if k not in STANDARD_COUNTS and v}
+        if extra_counts:
+            lines.append("\n  " + ", ".join(f"{k.replace('_', ' ')}: {v}"
+                                             for k, v in extra_counts.items()))
         for warning in s.get("warnings", []):
             lines.append(f"  warning: {warning}")
         for note in s.get("notes", []):
@@ -92,7 +100,8 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def _plural(noun: str) -> str:
+def plural(noun: str) -> str:
+    """English plural of a unit name ("query" -> "queries", "expression" -> "expressions")."""
     return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
 
 
@@ -120,6 +129,23 @@ def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
     atomic_write_text(path, table.to_csv(index=False))
 
 
+def _missing_hint(bench: Benchmark) -> str:
+    if "official" not in bench.missing_modes:
+        return ("Missing predictions can be scored as empty masks with --allow-missing "
+                "(counted in the output).")
+    return ("Missing predictions can be scored as empty masks with --allow-missing, or handled "
+            "as the official script does with --missing official; both are counted in the "
+            f"output (docs/benchmarks/{bench.name}.md).")
+
+
+def _tolerated_warnings(mode: str, tolerated: list[Problem], limit: int = 20) -> list[str]:
+    """One warning per input problem a lenient missing mode accepted (the first ``limit``)."""
+    lines = [f"--missing {mode}: {problem}" for problem in tolerated[:limit]]
+    if len(tolerated) > limit:
+        lines.append(f"--missing {mode}: ... and {len(tolerated) - limit} more")
+    return lines
+
+
 def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
     """sha256 over the metadata files and every ground-truth file scored (names and bytes)."""
     digest = hashlib.sha256()
@@ -137,18 +163,31 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              workers: int | None = None, allow_missing: bool = False,
              executor: str = "local", progress: bool = True, decay_mode: str = "davis2017",
              out: str | Path | None = None, name: str | None = None,
-             address: str | None = None) -> EvalResult:
+             address: str | None = None, missing: str | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
     Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
     predictions unless ``allow_missing``, unknown folders, unreadable or mis-sized masks).
+    ``missing`` selects one of the benchmark's ``missing_modes`` (e.g. MeViS ``"official"``,
+    which reproduces the official script's handling; what it tolerated is counted and warned).
     """
     from refvps import __version__
     from refvps.executors import score_tasks
 
     started = time.perf_counter()
+    if missing is not None and not isinstance(benchmark, Benchmark):
+        benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
         benchmark, data, split, decay_mode=decay_mode)
+    if missing is not None:
+        bench.set_missing_mode(missing)
+    if allow_missing and bench.missing != "strict":
+        raise RefvpsError(f"--allow-missing and --missing {bench.missing} exclude each other")
+    if bench.split in bench.server_splits:
+        raise RefvpsError(
+            f"{bench.title}: split {bench.split!r} has no public ground truth; it is scored by the "
+            f"evaluation server. Build the upload with: refvps submit --benchmark {bench.name} "
+            f"--split {bench.split} --data DATA --preds {preds} --out submission.zip")
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
@@ -158,19 +197,24 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     problems: list[Problem] = list(presence.unknown_problems)
-    if not allow_missing:
+    if not allow_missing and bench.missing == "strict":
         problems += presence.missing_problems
     rows: list[dict] = []
     digests: dict[str, str] = {}
+    extra_counts: dict[str, int] = {}
+    tolerated: list[Problem] = []
     for result in score_tasks(bench, store, tasks, allow_missing=allow_missing, workers=workers,
                               executor=executor, progress=progress, address=address):
         rows.extend(result.rows)
         problems.extend(result.problems)
         digests.update(result.digests)
+        tolerated.extend(result.tolerated)
+        for key, value in result.counts.items():
+            extra_counts[key] = extra_counts.get(key, 0) + value
     if problems:
-        hint = ("Missing predictions can be scored as empty masks with --allow-missing "
-                "(counted in the output)." if presence.missing and not allow_missing else "")
-        raise ValidationError(f"predictions {store.path}", problems, hint)
+        raise ValidationError(f"predictions {store.path}", problems,
+                              _missing_hint(bench) if presence.missing and not allow_missing
+                              else "")
 
     frames = pd.DataFrame(rows)
     order = {q.unit: i for i, q in enumerate(bench.queries())}
@@ -182,7 +226,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     meta = bench.units_table()
     units = meta.merge(scores, on="unit", how="inner")
     metrics, tables = bench.aggregate(frames, units)
-    missing_scored = int(frames["pred_missing"].sum()) if len(frames) else 0
+    missing_scored = int(frames["pred_missing"].sum()) if allow_missing and len(frames) else 0
     summary = {
         "refvps_version": __version__,
         "benchmark": bench.name,
@@ -204,11 +248,14 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
             "queries": int(len(units)),
             "frames_scored": int(len(frames)),
             "missing_frames_scored_empty": missing_scored,
-            "units_with_missing": int((units["missing_frames"] > 0).sum()) if len(units) else 0,
+            "units_with_missing": int((units["missing_frames"] > 0).sum())
+            if allow_missing and len(units) else 0,
+            **extra_counts,
         },
-        "options": {"allow_missing": allow_missing, "decay_mode": bench.decay_mode,
-                    "executor": executor},
-        "warnings": sorted({str(w.message) for w in caught}),
+        "options": {"allow_missing": allow_missing, "missing": bench.missing,
+                    "decay_mode": bench.decay_mode, "executor": executor},
+        "warnings": sorted({str(w.message) for w in caught})
+        + _tolerated_warnings(bench.missing, tolerated),
         "notes": bench.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }

@@ -117,6 +117,26 @@ def class_phrase(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).lower()
 
 
+def clean_expression(text: object) -> str:
+    """Expression text as the MeViS / Ref-YouTube-VOS loaders use it: lower case, single spaces."""
+    return " ".join(str(text).lower().split())
+
+
+# --- MeViS -----------------------------------------------------------------------------------
+MEVIS_FOLDER = "mevis"
+MASK_DICT = "mask_dict.json"
+"""MeViS per-split file: anno_id (string) -> one COCO RLE or null per frame of its video."""
+
+# --- Ref-YouTube-VOS -------------------------------------------------------------------------
+REFYTVOS_FOLDER = "ref-youtube-vos"
+REFYTVOS_META_DIR = "meta_expressions"
+"""``meta_expressions/<split>/meta_expressions.json`` (valid = valid meta minus test meta)."""
+YTVOS_META = "meta.json"
+"""``train/meta.json``: per video, per object id, its category."""
+SUBMISSION_ANNOTATIONS = "Annotations"
+"""Top folder of a Ref-YouTube-VOS server zip."""
+
+
 # --- Ref-DAVIS17 (DAVIS-2017 unsupervised annotations + Khoreva et al. expressions) --------
 REFDAVIS_FOLDER = "ref-davis"
 DAVIS_FOLDER = "DAVIS"

@@ -18,6 +18,9 @@ from refvps.metrics.sequence import DECAY_MODES
 @click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--allow-missing", is_flag=True,
               help="Score missing prediction frames as empty masks (counted in the output).")
+@click.option("--missing", type=click.Choice(["strict", "official"]), default=None,
+              help="strict (default): every missing or unusable prediction is an error. official: "
+                   "handle them as the official script does (MeViS only; counted and warned).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write per-frame rows, per-unit and breakdown tables and summary.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -29,8 +32,8 @@ from refvps.metrics.sequence import DECAY_MODES
 @executor_options
 @results_option
 @click.option("--no-record", is_flag=True, help="Do not record the run in the results store.")
-def eval_command(benchmark, data, preds, split, workers, allow_missing, out, as_json, name,
-                 decay_mode, no_progress, executor, address, results, no_record):
+def eval_command(benchmark, data, preds, split, workers, allow_missing, missing, out, as_json,
+                 name, decay_mode, no_progress, executor, address, results, no_record):
     """Score a predictions folder with a benchmark's official protocol.
 
     Each run is recorded in the results store (for `refvps leaderboard`, `report`, `compare`);
@@ -41,7 +44,7 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, out, as_
 
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
                       progress=not no_progress, decay_mode=decay_mode, out=out, name=name,
-                      executor=executor, address=address)
+                      executor=executor, address=address, missing=missing)
     record = None if no_record else save_record(result, results)
     click.echo(result.to_json() if as_json else result.to_text())
     if record is not None and not as_json:  # JSON output stays one document

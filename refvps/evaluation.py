@@ -14,8 +14,8 @@ import pandas as pd
 
 from refvps.errors import Problem, RefvpsError, ValidationError
 from refvps.fileio import atomic_write_text, jsonable
-from refvps.loaders import Benchmark, benchmark_class, load_benchmark
-from refvps.predictions import PredictionStore, check_presence
+from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
+from refvps.predictions import PredictionStore, Presence, check_presence
 
 METRIC_NOTES = {
     "J": "region similarity (Jaccard)",
@@ -158,6 +158,20 @@ def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def open_predictions(bench: Benchmark, preds: str | Path
+                     ) -> tuple[PredictionStore, list[VideoTask], Presence]:
+    """Validate the dataset, open the predictions and check which required files are there."""
+    dataset_problems = bench.validate()
+    if dataset_problems:
+        raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
+    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
+    tasks = bench.tasks()
+    bench.bind_predictions(store)
+    required = bench.required_predictions(store, tasks)
+    presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
+    return store, tasks, presence
+
+
 def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              data: str | Path | None = None, split: str | None = None, *,
              workers: int | None = None, allow_missing: bool = False,
@@ -188,14 +202,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
             f"{bench.title}: split {bench.split!r} has no public ground truth; it is scored by the "
             f"evaluation server. Build the upload with: refvps submit --benchmark {bench.name} "
             f"--split {bench.split} --data DATA --preds {preds} --out submission.zip")
-    dataset_problems = bench.validate()
-    if dataset_problems:
-        raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
-    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
-    tasks = bench.tasks()
-    bench.bind_predictions(store)
-    required = bench.required_predictions(store, tasks)
-    presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
+    store, tasks, presence = open_predictions(bench, preds)
     problems: list[Problem] = list(presence.unknown_problems)
     if not allow_missing and bench.missing == "strict":
         problems += presence.missing_problems

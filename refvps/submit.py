@@ -23,8 +23,9 @@ from tqdm import tqdm
 from refvps.errors import MaskError, Problem, RefvpsError, ValidationError
 from refvps.fileio import atomic_write
 from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
+from refvps.evaluation import open_predictions
 from refvps.masks import read_mask_bytes
-from refvps.predictions import PredictionStore, check_presence
+from refvps.predictions import PredictionStore
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -59,14 +60,7 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
         raise RefvpsError(f"{bench.title}: split {bench.split!r} has public ground truth; score it "
                           f"locally with refvps eval (server splits: "
                           f"{', '.join(bench.server_splits)})")
-    dataset_problems = bench.validate()
-    if dataset_problems:
-        raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
-    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
-    tasks = bench.tasks()
-    bench.bind_predictions(store)
-    required = bench.required_predictions(store, tasks)
-    presence = check_presence(store, required)
+    store, tasks, presence = open_predictions(bench, preds)
     problems = presence.missing_problems + presence.unknown_problems
     out = Path(out)
 

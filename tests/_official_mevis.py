@@ -8,76 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import cv2
 import numpy as np
+from literal_davis import literal_f, literal_j
 from pycocotools import mask as mask_utils
-from skimage.morphology import disk
 
 
 def db_eval_iou(annotation, segmentation):
-    annotation = annotation.astype(bool)
-    segmentation = segmentation.astype(bool)
-    inters = np.sum(segmentation & annotation, axis=(-2, -1))
-    union = np.sum(segmentation | annotation, axis=(-2, -1))
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore")
-        j = inters / union
-    if j.ndim == 0:
-        j = 1 if np.isclose(union, 0) else j
-    else:
-        j[np.isclose(union, 0)] = 1
-    return j
-
-
-def seg2bmap(seg):
-    seg = seg.astype(bool)
-    seg[seg > 0] = 1
-    h, w = seg.shape[:2]
-    e = np.zeros_like(seg)
-    s = np.zeros_like(seg)
-    se = np.zeros_like(seg)
-    e[:, :-1] = seg[:, 1:]
-    s[:-1, :] = seg[1:, :]
-    se[:-1, :-1] = seg[1:, 1:]
-    b = seg ^ e | seg ^ s | seg ^ se
-    b[-1, :] = seg[-1, :] ^ e[-1, :]
-    b[:, -1] = seg[:, -1] ^ s[:, -1]
-    b[-1, -1] = 0
-    return b
-
-
-def f_measure(foreground_mask, gt_mask, bound_th=0.008):
-    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(foreground_mask.shape))
-    fg_boundary = seg2bmap(foreground_mask)
-    gt_boundary = seg2bmap(gt_mask)
-    kernel = disk(bound_pix).astype(np.uint8)
-    fg_dil = cv2.dilate(fg_boundary.astype(np.uint8), kernel)
-    gt_dil = cv2.dilate(gt_boundary.astype(np.uint8), kernel)
-    gt_match = gt_boundary * fg_dil
-    fg_match = fg_boundary * gt_dil
-    n_fg = np.sum(fg_boundary)
-    n_gt = np.sum(gt_boundary)
-    if n_fg == 0 and n_gt > 0:
-        precision, recall = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        precision, recall = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        precision, recall = 1, 1
-    else:
-        precision = np.sum(fg_match) / float(n_fg)
-        recall = np.sum(gt_match) / float(n_gt)
-    if precision + recall == 0:
-        return 0
-    return 2 * precision * recall / (precision + recall)
+    """davis2017 J on a (T, H, W) stack: the literal per-frame J of each frame."""
+    return np.array([literal_j(a, s) for a, s in zip(annotation, segmentation)], np.float64)
 
 
 def db_eval_boundary(annotation, segmentation):
-    f_res = np.zeros(annotation.shape[:2])
-    for t in range(annotation.shape[0]):
-        f_res[t] = f_measure(segmentation[t], annotation[t])
-    return f_res
+    """davis2017 F on a stack (the official argument order: prediction first)."""
+    return np.array([literal_f(s, a) for a, s in zip(annotation, segmentation)], np.float64)
 
 
 def eval_mevis(pred_root: str, split_dir: str) -> dict[str, tuple[float, float]]:

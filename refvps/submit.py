@@ -63,6 +63,7 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
     store, tasks, presence = open_predictions(bench, preds)
     problems = presence.missing_problems + presence.unknown_problems
     out = Path(out)
+    written = []
 
     def write_zip(handle) -> None:
         with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
@@ -74,12 +75,13 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
                     name = f"{bench.submission_root}/{relpath}" if bench.submission_root \
                         else relpath
                     archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), png)
+                    written.append(name)
         if problems:  # raised inside the atomic write: the temporary file is removed
             raise ValidationError(f"predictions {store.path}", problems)
 
     atomic_write(out, write_zip)
     return Submission(out, bench.name, bench.split, len(tasks),
-                      sum(len(t.queries) for t in tasks), len(required), out.stat().st_size)
+                      sum(len(t.queries) for t in tasks), len(written), out.stat().st_size)
 
 
 def _map_videos(bench: Benchmark, store: PredictionStore, tasks: list[VideoTask],

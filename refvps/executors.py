@@ -1,6 +1,7 @@
 """Run per-video scoring tasks in-process, on a local process pool or on Ray, with a progress bar."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Iterator
@@ -25,21 +26,19 @@ def _score(task: VideoTask) -> TaskResult:
     return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
 
 
-def _submit_all(pool: ProcessPoolExecutor, tasks: list[VideoTask]) -> list:
-    """Submit every task (the workers fork meanwhile) with OpenCV's thread pool stopped.
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a clean server process, never from this one.
 
-    If this process already ran OpenCV (an earlier in-process evaluation), a pool thread may
-    hold the pool's lock at the moment of a fork, and the worker then hangs forever in
-    ``cv2.setNumThreads``. One thread means no pool threads; the setting is restored after.
+    Forking a process that has run OpenCV (or any library with a thread pool) can copy a lock
+    held by one of its threads, and the child then hangs forever in ``cv2.setNumThreads``. A
+    fork server has run nothing but the imports below, so its children start clean; the imports
+    are done once, in the server, so each worker starts in milliseconds.
     """
-    import cv2
-
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        return [pool.submit(_score, task) for task in tasks]
-    finally:
-        cv2.setNumThreads(threads)
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["refvps.executors", "cv2"])
+    return context
 
 
 def score_remote(benchmark: Benchmark, store, task: VideoTask, allow_missing: bool) -> TaskResult:
@@ -90,8 +89,9 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
                 bar.update()
             return
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(benchmark, store, allow_missing)) as pool:
-            futures = _submit_all(pool, tasks)
+                                 initargs=(benchmark, store, allow_missing),
+                                 mp_context=_pool_context()) as pool:
+            futures = [pool.submit(_score, task) for task in tasks]
             for future in as_completed(futures):
                 yield future.result()
                 bar.update()

@@ -62,3 +62,15 @@ CONCEPT_GROUPS: tuple[tuple[str, str, str], ...] = (
      "Progressive changes of patterns or textures (smoke dispersing, fluctuating light)."),
 )
 """The five Ref-VPS concept groups: (id, display name, definition)."""
+
+# --- annotation workspaces (refvps annotate) -------------------------------------------------
+WORKSPACE_FORMAT = 1
+WORKSPACE_INFO = "workspace.json"
+"""Written once at ingest: the source, its timestamps, the resampling picks, frame names."""
+WORKSPACE_STATE = "state.json"
+"""Rewritten atomically after every edit: per-frame pointers, prompts, flags, history, metadata."""
+WORKSPACE_FRAMES = "frames"
+WORKSPACE_LAYERS = "layers"
+ANNOTATE_JPEG_QUALITY = 95
+PROVENANCE_DIR = "provenance"
+"""``<dataset>/provenance/<clip_id>.json``: how an exported clip was made (refvps annotate)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from refvps import __version__
+from refvps.cli.annotate import agreement_command, annotate_command
 from refvps.cli.common import RefvpsGroup
 from refvps.cli.evaluate import demo_command, eval_command, sample_command
 
@@ -14,5 +15,5 @@ def main() -> None:
     """Exact, fast evaluation for referring video (process) segmentation."""
 
 
-for command in (eval_command, demo_command, sample_command):
+for command in (eval_command, demo_command, sample_command, annotate_command, agreement_command):
     main.add_command(command)

@@ -103,6 +103,26 @@ class OpenCVBackend(Backend):
                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return warped >= 0.5
 
+    def _refine(self, mask: np.ndarray, k: int) -> np.ndarray:
+        """Snap a warped mask to the frame's colours: GrabCut in a band around its contour."""
+        area = int(mask.sum())
+        if area < 16:
+            return mask
+        reach = max(3, int(0.25 * np.sqrt(area)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        grown = cv2.dilate(mask.astype(np.uint8), kernel) > 0
+        core = cv2.erode(mask.astype(np.uint8), kernel) > 0
+        seeds = np.full(mask.shape, cv2.GC_BGD, np.uint8)
+        seeds[grown] = cv2.GC_PR_BGD
+        seeds[mask] = cv2.GC_PR_FGD
+        seeds[core] = cv2.GC_FGD
+        if not (seeds == cv2.GC_BGD).any():
+            return mask
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(self._image(k), seeds, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
+        refined = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
+        return refined if refined.any() else mask
+
     def propagate(self, start: int, reverse: bool, steps: int) -> Iterator[tuple[int, np.ndarray]]:
         if start not in self._masks:
             raise ValueError(f"frame {start} has no prompt to propagate from")
@@ -113,7 +133,7 @@ class OpenCVBackend(Backend):
             target = k + step
             if not 0 <= target < len(self._frames):
                 return
-            current = self._warp(current, k, target)
+            current = self._refine(self._warp(current, k, target), target)
             self._masks[target] = current
             k = target
             yield k, current
@@ -121,4 +141,4 @@ class OpenCVBackend(Backend):
     def describe(self) -> dict:
         return {"backend": self.name, "opencv": cv2.__version__,
                 "click": f"GrabCut x{self.grabcut_iterations} seeded by clicks/box",
-                "propagate": "DIS optical flow (medium preset) mask warping"}
+                "propagate": "DIS optical flow (medium preset) mask warping + GrabCut band refinement"}

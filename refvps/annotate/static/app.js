@@ -62,10 +62,21 @@ async function show(index) {
   draw();
 }
 
+function fitView() {
+  const stage = $("#stage");
+  const scale = Math.min(stage.clientWidth / S.state.width, 0.7 * innerHeight / S.state.height);
+  view.style.width = `${Math.floor(S.state.width * scale)}px`;
+  view.style.height = `${Math.floor(S.state.height * scale)}px`;
+}
+addEventListener("resize", () => S.state && fitView());
+
 function draw() {
   if (!S.frameImg) return;
-  view.width = S.state.width;
-  view.height = S.state.height;
+  if (view.width !== S.state.width || view.height !== S.state.height) {
+    view.width = S.state.width;
+    view.height = S.state.height;
+    fitView();
+  }
   ctx.drawImage(S.frameImg, 0, 0);
   if (S.overlayImg) {
     ctx.globalAlpha = S.opacity;

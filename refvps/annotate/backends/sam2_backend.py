@@ -166,7 +166,8 @@ class Sam2Backend(Backend):
                     yield k, self._mask(logits)
 
     def describe(self) -> dict:
-        import sam2
+        from importlib.metadata import version
+
         import torch
 
         if self.checkpoint is not None and self._sha256 is None:
@@ -175,7 +176,7 @@ class Sam2Backend(Backend):
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
             self._sha256 = digest.hexdigest()
-        return {"backend": self.name, "sam2": getattr(sam2, "__version__", "1.1.0"),
+        return {"backend": self.name, "sam2": version("sam2"),
                 "torch": torch.__version__, "config": self.config, "device": self.device,
                 "checkpoint": None if self.checkpoint is None else self.checkpoint.name,
                 "checkpoint_sha256": self._sha256, "overrides": self.overrides}

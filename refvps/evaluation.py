@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +43,7 @@ class EvalResult:
         """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        unit_file = f"{self.summary['unit_name']}s.csv"
+        unit_file = f"{_plural(self.summary['unit_name'])}.csv"
         files = {"frames": "frames.csv", "units": unit_file, "summary": "summary.json"}
         _atomic_csv(self.frames, out / "frames.csv")
         _atomic_csv(self.units, out / unit_file)
@@ -62,14 +63,15 @@ class EvalResult:
         c = s["counts"]
         lines = [f"{s['title']}  [split {s['split']}]",
                  f"predictions: {s['predictions']}",
-                 f"scored {c['queries']} {s['unit_name']}s over {c['videos']} videos, "
+                 f"scored {c['queries']} {_plural(s['unit_name'])} over {c['videos']} videos, "
                  f"{c['frames_scored']} frames",
                  ""]
         for key in s["headline"]:
             value = s["metrics"].get(key)
             note = METRIC_NOTES.get(key, "")
             if key == "TC":
-                note += f" ({s['metrics'].get('TC_units', 0)} {s['unit_name']}s with >= 2 frames)"
+                note += (f" ({s['metrics'].get('TC_units', 0)} {_plural(s['unit_name'])} "
+                         "with >= 2 frames)")
             lines.append(f"  {key:<6} {_fmt(value)}   {note}")
         extra = [k for k in ("J_recall", "F_recall", "J_decay", "F_decay", "empty_pred_rate")
                  if k in s["metrics"]]
@@ -81,17 +83,29 @@ class EvalResult:
                          f"{s['unit_name']}(s)")
         for warning in s.get("warnings", []):
             lines.append(f"  warning: {warning}")
-        for name in ("concept_groups", "classes"):
+        for name, label in (("concept_groups", "concept group"), ("classes", "class")):
             table = self.tables.get(name)
             if table is not None and len(table):
-                lines += ["", f"per {name.replace('_', ' ').rstrip('s')}:",
-                          _table_text(table, s["headline"])]
+                lines += ["", f"per {label}:", _table_text(table, s["headline"])]
         return "\n".join(lines)
 
 
-def _table_text(table: pd.DataFrame, headline: tuple) -> str:
+def _plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+
+
+def _table_text(table: pd.DataFrame, headline: tuple, rows: int = 20) -> str:
+    """The table, or for long ones its best and worst rows by the first headline metric."""
     cols = [table.columns[0], "n_units"] + [h for h in headline if h in table.columns]
-    return table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    table = table[cols]
+    if len(table) <= rows:
+        return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    ranked = table.sort_values(cols[2], ascending=False, kind="stable")
+    shown = pd.concat([ranked.head(rows // 2), ranked.tail(rows // 2)])
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}").splitlines()
+    cut = rows // 2 + 1
+    return "\n".join(text[:cut] + [f"  ... {len(table) - rows} more (all in the --out tables)"]
+                     + text[cut:])
 
 
 def _fmt(value) -> str:
@@ -138,7 +152,7 @@ def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
 def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              data: str | Path | None = None, split: str | None = None, *,
              workers: int | None = None, allow_missing: bool = False,
-             executor: str = "process", progress: bool = True,
+             executor: str = "process", progress: bool = True, decay_mode: str = "davis2017",
              out: str | Path | None = None, name: str | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
@@ -149,14 +163,16 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     from refvps.executors import score_tasks
 
     started = time.perf_counter()
-    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(benchmark, data, split)
+    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
+        benchmark, data, split, decay_mode=decay_mode)
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
+    bench.bind_predictions(store)
     required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
-    presence = check_presence(store, required)
+    presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     problems: list[Problem] = list(presence.unknown_problems)
     if not allow_missing:
         problems += presence.missing_problems
@@ -176,7 +192,9 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     order = {q.unit: i for i, q in enumerate(bench.queries())}
     frames = frames.sort_values(["unit", "t"], key=lambda col: col.map(order)
                                 if col.name == "unit" else col, kind="stable").reset_index(drop=True)
-    scores = bench.unit_scores(frames)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        scores = bench.unit_scores(frames)
     meta = bench.units_table()
     units = meta.merge(scores, on="unit", how="inner")
     metrics, tables = bench.aggregate(frames, units)
@@ -205,7 +223,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         },
         "options": {"allow_missing": allow_missing, "decay_mode": bench.decay_mode,
                     "executor": executor},
-        "warnings": [],
+        "warnings": sorted({str(w.message) for w in caught}),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     result = EvalResult(summary, frames, units, tables)

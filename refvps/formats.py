@@ -63,6 +63,53 @@ CONCEPT_GROUPS: tuple[tuple[str, str, str], ...] = (
 )
 """The five Ref-VPS concept groups: (id, display name, definition)."""
 
+# --- BURST (TAO frames, BURST annotation JSON; REM's referring protocol) --------------------
+BURST_FOLDER = "burst"
+BURST_ANNOTATIONS_DIR = "annotations_burst"
+BURST_ANNOTATION_FILE = "all_classes.json"
+BURST_NAMES_SPLIT = "val"
+"""Category id -> name comes from ``<val>/all_classes.json`` for every split (REM's rule)."""
+BURST_REM_WRAPPER = "burst_valtest"
+BURST_REM_PRED_DIR = "pred"
+
+# --- VSPW (and REM's "stuff" referring protocol) --------------------------------------------
+VSPW_FOLDER = "vspw"
+VSPW_DATA_DIR = "data"
+VSPW_MASK_DIR = "mask"
+VSPW_ORIGIN_DIR = "origin"
+VSPW_LABEL_FILE = "label_num_dic_final.json"
+VSPW_REM_WRAPPER = "vspw_val"
+VSPW_REM_PRED_DIR = "pred"
+VSPW_STUFF_CLASSES: tuple[tuple[int, str], ...] = (
+    (0, "wall"), (1, "ceiling"), (3, "stair"), (5, "escalator"), (6, "Playground_slide"),
+    (7, "handrail_or_fence"), (9, "rail"), (11, "pillar"), (12, "pole"), (13, "floor"),
+    (14, "ground"), (15, "grass"), (16, "sand"), (17, "athletic_field"), (18, "road"),
+    (19, "path"), (20, "crosswalk"), (21, "building"), (22, "house"), (23, "bridge"),
+    (24, "tower"), (25, "windmill"), (26, "well_or_well_lid"), (27, "other_construction"),
+    (28, "sky"), (29, "mountain"), (30, "stone"), (31, "wood"), (32, "ice"), (33, "snowfield"),
+    (34, "grandstand"), (35, "sea"), (36, "river"), (37, "lake"), (38, "waterfall"),
+    (39, "water"), (40, "billboard_or_Bulletin_Board"), (42, "pipeline"),
+    (45, "cushion_or_carpet"), (53, "wheeled_machine"), (57, "tyre"), (58, "traffic_light"),
+    (59, "lamp"), (66, "tree"), (67, "flower"), (68, "other_plant"), (69, "toy"),
+    (70, "ball_net"), (71, "backboard"), (73, "bat"),
+    (75, "cupboard_or_showcase_or_storage_rack"), (80, "trash_can"), (81, "cage"),
+    (93, "shelf"), (94, "bathtub"), (98, "other_machine"), (103, "curtain"), (104, "textiles"),
+    (105, "clothes"), (110, "book"), (111, "tool"), (112, "blackboard"), (113, "tissue"),
+    (119, "other_electronic_product"), (120, "fruit"), (121, "food"),
+)
+"""REM's 66 VSPW stuff classes: (0-based VSPW class id, raw VSPW name). The raw mask value of a
+class is its id + 1 (raw 0 = "others", 255 = void; both are plain background in this protocol)."""
+
+
+def class_phrase(name: str) -> str:
+    """Readable query text for a dataset class name: underscores -> spaces, lower case.
+
+    ``bow_(weapon)`` -> ``bow (weapon)``; ``handrail_or_fence`` -> ``handrail or fence``;
+    ``Playground_slide`` -> ``playground slide``. The raw name stays the class key.
+    """
+    return " ".join(name.replace("_", " ").split()).lower()
+
+
 # --- annotation workspaces (refvps annotate) -------------------------------------------------
 WORKSPACE_FORMAT = 1
 WORKSPACE_INFO = "workspace.json"

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from refvps.errors import MaskError
 from refvps.formats import voc_palette
 
-_ACCEPTED_MODES = {"P": "palette", "L": "grayscale", "1": "bilevel"}
+_ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
 _MODE_ERRORS = {
     "RGB": "is an RGB image; masks must be single-channel (palette 'P' or grayscale 'L')",
     "RGBA": "is an RGBA image; masks must be single-channel (palette 'P' or grayscale 'L')",
@@ -43,7 +43,9 @@ def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise MaskError(name, "file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise MaskError(name, "unreadable image (not a recognised image format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise MaskError(name, f"unreadable image ({exc.__class__.__name__}: {exc})") from None
     if array.dtype == bool:
         array = array.astype(np.uint8)
@@ -126,4 +128,7 @@ def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> 
         rle = mask_utils.frPyObjects(rle, height, width)
     elif isinstance(counts, str):
         rle = {"size": list(rle["size"]), "counts": counts.encode("ascii")}
-    return mask_utils.decode(rle).astype(bool)
+    decoded = mask_utils.decode(rle)  # ValueError for runs longer than H x W
+    if decoded.max(initial=0) > 1:  # runs shorter than H x W leave the buffer uninitialised
+        raise ValueError("malformed RLE: its runs do not cover the H x W mask")
+    return decoded.astype(bool)

@@ -33,6 +33,7 @@ class PredictionStore:
         self.reader = reader
         self.prefix = ""
         self._zip: zipfile.ZipFile | None = None
+        self._zip_pid = 0
         self._files: set[str] | None = None
         if not self.path.exists():
             raise RefvpsError(f"predictions not found: {self.path}")
@@ -48,8 +49,10 @@ class PredictionStore:
 
     # --- listing ----------------------------------------------------------------------------
     def _archive(self) -> zipfile.ZipFile:
-        if self._zip is None:
+        # A forked worker must not share the parent's handle (and its file offset).
+        if self._zip is None or self._zip_pid != os.getpid():
             self._zip = zipfile.ZipFile(self.path)
+            self._zip_pid = os.getpid()
         return self._zip
 
     def raw_files(self) -> set[str]:
@@ -135,18 +138,19 @@ class Presence:
 
 
 def check_presence(store: PredictionStore, required: list[str],
-                   unknown_depth: int = 2) -> Presence:
+                   unknown_depth: int = 2, tolerated: Iterable[str] = ()) -> Presence:
     """Missing required files and unknown folders, grouped into readable problems.
 
     A folder at most ``unknown_depth`` levels down is *unknown* when it sits beside the folders
     the layout expects (its parent is an expected folder or the root) but is not one of them,
-    e.g. a prediction folder for a video or an expression that is not in the dataset.
+    e.g. a prediction folder for a video or an expression that is not in the dataset. The
+    folders of ``tolerated`` paths (files that may be present but are not scored) are not unknown.
     """
     store.adapt_prefix(required)
     files = store.files()
     missing = [r for r in required if r not in files]
     expected_dirs: set[str] = set()
-    for relpath in required:
+    for relpath in [*required, *tolerated]:
         parts = PurePosixPath(relpath).parts[:-1]
         for depth in range(1, len(parts) + 1):
             expected_dirs.add("/".join(parts[:depth]))

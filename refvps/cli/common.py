@@ -7,9 +7,6 @@ import click
 
 from refvps.errors import RefvpsError
 
-BENCHMARK_NAMES = ("ref-vps", "mevis", "ref-davis", "ref-ytvos", "burst", "vspw")
-
-
 class RefvpsGroup(click.Group):
     """Shows refvps errors (bad data, bad predictions) as messages with exit code 2."""
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from refvps.cli.common import benchmark_option, data_option
+from refvps.metrics.sequence import DECAY_MODES
 
 
 @click.command("eval")
@@ -21,14 +22,17 @@ from refvps.cli.common import benchmark_option, data_option
               help="Write per-frame rows, per-unit and breakdown tables and summary.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--name", default=None, help="Name of the run (default: the predictions folder name).")
+@click.option("--decay-mode", type=click.Choice(DECAY_MODES),
+              default="davis2017", show_default=True,
+              help="Decay as the official code computes it (uint8 bug for >= 256 frames) or fixed.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def eval_command(benchmark, data, preds, split, workers, allow_missing, out, as_json, name,
-                 no_progress):
+                 decay_mode, no_progress):
     """Score a predictions folder with a benchmark's official protocol."""
     from refvps.evaluation import evaluate
 
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
-                      progress=not no_progress, out=out, name=name)
+                      progress=not no_progress, decay_mode=decay_mode, out=out, name=name)
     click.echo(result.to_json() if as_json else result.to_text())
 
 

@@ -8,6 +8,8 @@ from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, Video
 
 BENCHMARKS: dict[str, str] = {
     "ref-vps": "refvps.loaders.refvps:RefVPS",
+    "burst": "refvps.loaders.burst:Burst",
+    "vspw": "refvps.loaders.vspw:VSPW",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
 

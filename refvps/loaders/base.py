@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from refvps.errors import MaskError, Problem
-from refvps.masks import read_mask_bytes
+from refvps.masks import binarize, read_mask_bytes
 from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
-                            jf_score, region_counts, sequence_mean, sequence_recall,
-                            temporal_consistency)
+                            jf_score, sequence_mean, sequence_recall, temporal_consistency)
 
 
 @dataclass(frozen=True)
@@ -145,6 +144,14 @@ class Benchmark(ABC):
     def queries(self) -> list[Query]:
         return [q for task in self.tasks() for q in task.queries]
 
+    def bind_predictions(self, store) -> None:
+        """Adapt to a predictions store before its files are listed (e.g. pick its layout)."""
+
+    def tolerated_prediction_paths(self) -> list[str]:
+        """Prediction files that may be present without being scored (e.g. another split's);
+        their folders are not reported as unknown."""
+        return []
+
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
         return f"{query.video}/{query.query_id}/{frame}.png"
@@ -155,15 +162,11 @@ class Benchmark(ABC):
         for q in self.queries():
             row = {"unit": q.unit, "video": q.video, "query_id": q.query_id, "text": q.text,
                    "n_words": len(q.text.split())}
-            row.update({k: v for k, v in q.meta.items()})
+            row.update(q.meta)
             rows.append(row)
         return pd.DataFrame(rows)
 
     # --- scoring (runs in workers) ------------------------------------------------------------
-    def read_prediction(self, reader, query: Query, frame: str) -> np.ndarray | None:
-        """The binary prediction of ``query`` on ``frame``; None when the file is absent."""
-        return reader.read_binary(self.prediction_relpath(query, frame))
-
     def score_task(self, task: VideoTask, reader, allow_missing: bool = False) -> TaskResult:
         """Score every query of one video frame by frame (each PNG decoded once)."""
         problems: list[Problem] = []
@@ -205,21 +208,25 @@ class Benchmark(ABC):
     def _score_frame(self, query: Query, index: int, frame: str, fg: np.ndarray,
                      void: np.ndarray | None, pred: np.ndarray, is_missing: bool,
                      gt_boundaries: dict) -> dict:
-        inter, union = region_counts(fg, pred, void)
+        pred = binarize(pred)
+        if void is not None:  # void pixels count for neither J nor F (F: they become background)
+            keep = ~void
+            fg, pred = fg & keep, pred & keep
+        inter = int(np.count_nonzero(fg & pred))
+        gt_area, pred_area = int(np.count_nonzero(fg)), int(np.count_nonzero(pred))
+        union = gt_area + pred_area - inter
         row = {"unit": query.unit, "video": query.video, "query_id": query.query_id,
                "frame": frame, "t": index, "J": 1.0 if union == 0 else inter / union,
-               "gt_area": int(np.count_nonzero(fg if void is None else fg & ~void)),
-               "pred_area": int(np.count_nonzero(pred if void is None else pred & ~void)),
+               "gt_area": gt_area, "pred_area": pred_area,
                "void_area": 0 if void is None else int(np.count_nonzero(void)),
                "pred_missing": is_missing}
         if self.compute_f:
-            keep = None if void is None else ~void
             key = (frame, query.target)
             gt_boundary = gt_boundaries.get(key)
             if gt_boundary is None:
-                gt_boundary = gt_boundaries[key] = boundary_of(fg if keep is None else fg & keep)
-            pred_boundary = boundary_of(pred if keep is None else pred & keep)
-            row["F"] = f_from_boundaries(gt_boundary, pred_boundary, boundary_radius(fg.shape))
+                gt_boundary = gt_boundaries[key] = boundary_of(fg)
+            row["F"] = f_from_boundaries(gt_boundary, boundary_of(pred),
+                                         boundary_radius(fg.shape))
         return row
 
     # --- protocol ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Ref-VPS in refvps-format 0.1 (a proposal until the official release; docs/formats/ref-vps.md).
+"""Ref-VPS in refvps-format 0.1 (a proposal until the official release; docs/benchmarks/ref-vps.md).
 
 Protocol: J with Ignore (label 255) excluded from intersection and union, on the 6 fps annotated
 frames only, mean per expression, then mean over all expressions. F and J&F (with Ignore turned
@@ -30,6 +30,7 @@ class _ClipGT(GroundTruth):
         self.annotation_dir = annotation_dir
         self.size = size
         self.labels: dict[str, np.ndarray] = {}
+        self.targets: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
         self.digests: dict[str, str] = {}
 
     def label(self, frame: str) -> np.ndarray:
@@ -44,9 +45,17 @@ class _ClipGT(GroundTruth):
         return labels
 
     def target(self, query: Query, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
-        labels = self.label(frame)
-        void = labels == IGNORE_LABEL
-        return np.isin(labels, query.target), (void if void.any() else None)
+        key = (frame, query.target)
+        masks = self.targets.get(key)
+        if masks is None:  # the four expressions of a clip share one target
+            labels = self.label(frame)
+            void = labels == IGNORE_LABEL
+            if len(query.target) == 1:
+                fg = labels == query.target[0]
+            else:
+                fg = np.isin(labels, query.target)
+            masks = self.targets[key] = (fg, void if void.any() else None)
+        return masks
 
 
 class RefVPS(Benchmark):
@@ -57,7 +66,7 @@ class RefVPS(Benchmark):
     default_split = "test"
     protocol = ("J with Ignore excluded, on 6 fps annotated frames, mean per expression, mean over "
                 "expressions; F, J&F and temporal consistency secondary")
-    reference = "refvps-defined (no public reference implementation; see docs/protocols/ref-vps.md)"
+    reference = "refvps-defined (no public reference implementation; see docs/benchmarks/ref-vps.md)"
     headline = ("J", "F", "J&F", "TC")
     unit_name = "expression"
 

@@ -1,0 +1,163 @@
+"""Fast kernels vs the literal davis2017 transcription: exact equality on random and adversarial frames."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from literal_davis import literal_f, literal_j, radius_reference
+from refvps.metrics import (boundary_of, boundary_radius, contour_accuracy, f_from_boundaries,
+                            region_similarity)
+
+
+def _rectangles(rng, shape, count):
+    mask = np.zeros(shape, bool)
+    h, w = shape
+    for _ in range(count):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        mask[y0:y0 + rng.integers(1, h + 1), x0:x0 + rng.integers(1, w + 1)] = True
+    return mask
+
+
+def _blob(rng, shape):
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = rng.uniform(-0.2, 1.2) * h, rng.uniform(-0.2, 1.2) * w
+    ry, rx = rng.uniform(0.05, 0.6) * h + 0.5, rng.uniform(0.05, 0.6) * w + 0.5
+    angle = np.arctan2(yy - cy, xx - cx)
+    wobble = 1 + rng.uniform(0, 0.3) * np.sin(rng.integers(1, 7) * angle + rng.uniform(0, 6))
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= wobble ** 2
+
+
+def _random_mask(rng, shape):
+    kind = rng.integers(0, 7)
+    h, w = shape
+    if kind == 0:
+        return rng.random(shape) < rng.uniform(0, 1)
+    if kind == 1:
+        return _rectangles(rng, shape, rng.integers(1, 4))
+    if kind == 2:
+        return _blob(rng, shape)
+    if kind == 3:  # 1-px objects
+        mask = np.zeros(shape, bool)
+        for _ in range(rng.integers(1, 4)):
+            mask[rng.integers(0, h), rng.integers(0, w)] = True
+        return mask
+    if kind == 4:  # touching borders
+        mask = np.zeros(shape, bool)
+        side = rng.integers(0, 4)
+        depth = rng.integers(1, max(2, min(h, w)))
+        if side == 0:
+            mask[:depth] = True
+        elif side == 1:
+            mask[-depth:] = True
+        elif side == 2:
+            mask[:, :depth] = True
+        else:
+            mask[:, -depth:] = True
+        return mask
+    if kind == 5:
+        return np.zeros(shape, bool)
+    return np.ones(shape, bool)
+
+
+def _related(rng, gt):
+    """A prediction near the ground truth: shifted, eroded/dilated, or unrelated."""
+    choice = rng.integers(0, 4)
+    if choice == 0:
+        dy, dx = rng.integers(-3, 4, size=2)
+        return np.roll(np.roll(gt, dy, axis=0), dx, axis=1)
+    if choice == 1:
+        return gt ^ (rng.random(gt.shape) < 0.02)
+    if choice == 2:
+        return np.zeros_like(gt) if rng.random() < 0.5 else gt.copy()
+    return _random_mask(rng, gt.shape)
+
+
+ODD_SHAPES = [(1, 1), (1, 7), (9, 1), (2, 2), (3, 5), (31, 45), (29, 17), (75, 100), (105, 360),
+              (150, 200), (60, 100), (120, 200), (240, 427), (17, 250), (250, 3), (48, 85)]
+
+
+def _frames(seed: int, count: int):
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        if index < len(ODD_SHAPES) * 8:
+            shape = ODD_SHAPES[index % len(ODD_SHAPES)]
+        else:
+            shape = (int(rng.integers(1, 90)), int(rng.integers(1, 130)))
+        gt = _random_mask(rng, shape)
+        pred = _related(rng, gt) if rng.random() < 0.7 else _random_mask(rng, shape)
+        void_kind = rng.integers(0, 4)
+        if void_kind == 0:
+            void = None
+        elif void_kind == 1:
+            void = rng.random(shape) < 0.1
+        elif void_kind == 2:
+            void = np.ones(shape, bool)  # all void
+        else:
+            void = _rectangles(rng, shape, 1)
+        bound_th = [0.008, 0.008, 0.008, 0.02, 0.1, 1, 2, 3][rng.integers(0, 8)]
+        yield gt, pred, void, bound_th
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_kernels_equal_literal_reference(seed):
+    checked = 0
+    for gt, pred, void, bound_th in _frames(seed, 200):
+        assert region_similarity(gt, pred, void) == float(literal_j(gt, pred, void))
+        fast = contour_accuracy(gt, pred, void, bound_th)
+        assert fast == float(literal_f(pred, gt, void, bound_th)), (gt.shape, bound_th)
+        # F is symmetric in (gt, prediction)
+        assert contour_accuracy(pred, gt, void, bound_th) == fast
+        checked += 1
+    assert checked == 200
+
+
+def test_full_resolution_frames_equal_literal_reference():
+    rng = np.random.default_rng(11)
+    for _ in range(12):
+        gt = _blob(rng, (480, 854))
+        pred = _related(rng, gt)
+        void = _rectangles(rng, (480, 854), 1) if rng.random() < 0.5 else None
+        assert contour_accuracy(gt, pred, void) == float(literal_f(pred, gt, void))
+        assert region_similarity(gt, pred, void) == float(literal_j(gt, pred, void))
+
+
+def test_boundary_reuse_gives_identical_scores():
+    rng = np.random.default_rng(3)
+    shape = (61, 97)
+    gt = _blob(rng, shape)
+    proposals = [_related(rng, gt) for _ in range(6)]
+    radius = boundary_radius(shape)
+    gt_boundary = boundary_of(gt)
+    for pred in proposals:
+        assert f_from_boundaries(gt_boundary, boundary_of(pred), radius) == \
+            float(literal_f(pred, gt))
+
+
+@pytest.mark.parametrize("height", [1, 2, 59, 60, 61, 75, 105, 119, 120, 121, 240, 480, 720, 1080])
+@pytest.mark.parametrize("width", [1, 3, 100, 199, 200, 201, 360, 427, 854, 910, 1280, 1920])
+def test_radius_matches_float64_definition(height, width):
+    assert boundary_radius((height, width)) == radius_reference((height, width))
+
+
+def test_radius_known_values():
+    # Values listed in metrics-spec §1.2 (verified there against the official code).
+    known = {(480, 854): 8, (480, 910): 9, (720, 1280): 12, (1080, 1920): 18, (360, 640): 6,
+             (240, 427): 4, (120, 200): 2, (60, 100): 1, (105, 360): 3}
+    for shape, radius in known.items():
+        assert boundary_radius(shape) == radius
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 4, 5, 8, 9, 12, 18, 25])
+def test_disk_decomposition_equals_skimage_disk_dilation(radius):
+    import cv2
+    from skimage.morphology import disk
+
+    from refvps.metrics.boundary import _dilate_disk
+
+    rng = np.random.default_rng(radius)
+    for density in (0.001, 0.01, 0.2):
+        image = (rng.random((57, 83)) < density).astype(np.uint8)
+        image[0, 0] = image[-1, -1] = 1  # pixels at the corners test the zero padding
+        expected = cv2.dilate(image, disk(radius).astype(np.uint8))
+        assert np.array_equal(_dilate_disk(image, radius), expected)

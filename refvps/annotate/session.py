@@ -18,7 +18,8 @@ from refvps.annotate.workspace import Layers, Workspace, WorkspaceError
 
 BRUSH_LAYERS = ("add", "erase", "ignore", "unignore")
 """Stroke kinds: brush (add), eraser (erase), Ignore brush, Ignore eraser."""
-DIRECTIONS = ("forward", "backward", "both")
+DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
+"""Propagation direction -> the ``reverse`` flags of its passes, in order."""
 
 
 class BusyError(WorkspaceError):
@@ -109,9 +110,9 @@ class Session:
                 model = np.zeros(self.ws.size, bool)
         finally:
             self._backend_lock.release()
-        layers = self.ws.layers(frame).replace(model=np.asarray(model, bool))
-        self.ws.commit(action, frame, layers, points=record["points"], box=record["box"],
-                       reviewed=False)
+        model = np.asarray(model, bool)
+        self.ws.edit(action, frame, lambda old: old.replace(model=model), points=record["points"],
+                     box=record["box"], reviewed=False)
 
     def _check_xy(self, x: float, y: float) -> None:
         h, w = self.ws.size
@@ -125,16 +126,17 @@ class Session:
         if not points:
             raise WorkspaceError("a stroke needs at least one point")
         paint = stroke_mask(self.ws.size, points, radius)
-        old = self.ws.layers(frame)
-        if kind == "add":
-            new = old.replace(add=old.add | paint, erase=old.erase & ~paint)
-        elif kind == "erase":
-            new = old.replace(erase=old.erase | paint, add=old.add & ~paint)
-        elif kind == "ignore":
-            new = old.replace(ignore=old.ignore | paint)
-        else:
-            new = old.replace(ignore=old.ignore & ~paint)
-        self.ws.commit(kind, frame, new, reviewed=False)
+
+        def apply(old: Layers) -> Layers:
+            if kind == "add":
+                return old.replace(add=old.add | paint, erase=old.erase & ~paint)
+            if kind == "erase":
+                return old.replace(erase=old.erase | paint, add=old.add & ~paint)
+            if kind == "ignore":
+                return old.replace(ignore=old.ignore | paint)
+            return old.replace(ignore=old.ignore & ~paint)
+
+        self.ws.edit(kind, frame, apply, reviewed=False)
 
     def clear_frame(self, frame: str) -> None:
         """Mark ``frame`` as having no target: every layer and prompt cleared."""
@@ -162,8 +164,7 @@ class Session:
         self._acquire()
         try:
             runs = [(reverse, self._targets(start, -1 if reverse else 1))
-                    for reverse in ((False,) if direction == "forward" else (True,)
-                                    if direction == "backward" else (False, True))]
+                    for reverse in DIRECTIONS[direction]]
             job = Job(uuid.uuid4().hex[:12], frame, direction, total=sum(len(t) for _, t in runs))
             self.job = job
             thread = threading.Thread(target=self._run, args=(job, start, runs), daemon=True,
@@ -197,10 +198,10 @@ class Session:
                         break
                     if k not in wanted:
                         continue
-                    frame = self.ws.anno_frames[k]
-                    layers = self.ws.layers(frame).replace(model=np.asarray(mask, bool))
-                    self.ws.commit(f"propagate {job.direction} from {job.frame}", frame, layers,
-                                   group=group)
+                    model = np.asarray(mask, bool)
+                    self.ws.edit(f"propagate {job.direction} from {job.frame}",
+                                 self.ws.anno_frames[k], lambda old: old.replace(model=model),
+                                 group=group)
                     job.done += 1
             job.state = "cancelled" if job.cancel.is_set() else "done"
         except Exception as exc:  # reported to the page through the job status

@@ -25,6 +25,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -231,6 +232,13 @@ class Workspace:
                 del undo[:-HISTORY_LIMIT]
             self.state["redo"] = []
             self._save()
+
+    def edit(self, action: str, frame: str, change: Callable[[Layers], Layers],
+             group: str | None = None, **fields) -> None:
+        """Read-modify-write of a frame's layers as one atomic step (concurrent edits of the
+        same frame, e.g. a stroke during a propagation, are never lost)."""
+        with self._lock:
+            self.commit(action, frame, change(self.layers(frame)), group=group, **fields)
 
     def undo(self) -> list[str]:
         """Undo the last step; returns the frames it changed (empty when nothing to undo)."""

@@ -5,10 +5,16 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from tests.annotate import synthetic
+
+# OpenCV's worker threads do not survive fork: once this process has run a parallel cv2 call
+# (GrabCut, optical flow, remap), a process pool forked later in the same pytest worker
+# (refvps.executors) deadlocks in cv2.setNumThreads. Keep cv2 single-threaded here.
+cv2.setNumThreads(1)
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -50,9 +56,9 @@ def workspace(tmp_path, clip24):
     return tmp_path / "ws", info
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless system Chromium per test session (never downloads a browser)."""
+    """A headless system Chromium (never downloads a browser)."""
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:

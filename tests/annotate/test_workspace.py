@@ -164,3 +164,30 @@ def test_agreement_excludes_ignore_of_either(tmp_path):
     # A = {(0,0), (0,1)}, B = {(0,0)} -> IoU 1/2; frame 4: both empty -> 1
     assert frames["iou"].tolist() == [0.5, 1.0]
     assert summary["miou"] == 0.75 and summary["per_clip"] == {"c1": 0.75}
+
+
+def test_cli_export_and_agreement(workspace, tmp_path):
+    from click.testing import CliRunner
+
+    from refvps.cli import main
+
+    ws_dir, info = workspace
+    s = _session(ws_dir, info)
+    _fill_meta(s.ws)
+    s.click("00000", 20, 40, True)
+    runner = CliRunner()
+    result = runner.invoke(main, ["annotate", "export", str(ws_dir), "--to", str(tmp_path / "a"),
+                                  "--require-reviewed"])
+    assert result.exit_code == 2 and "12 annotation frame(s) not reviewed" in result.output
+    for root in ("a", "b"):
+        result = runner.invoke(main, ["annotate", "export", str(ws_dir), "--to", str(tmp_path / root)])
+        assert result.exit_code == 0, result.output
+    s.stroke("00000", "erase", [[x, y] for x in range(0, 128, 4) for y in (36, 44)], 4)
+    runner.invoke(main, ["annotate", "export", str(ws_dir), "--to", str(tmp_path / "b")])
+    result = runner.invoke(main, ["agreement", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
+    summary = json.loads(result.output)
+    a = read_mask(tmp_path / "a" / "ref-vps" / "Annotations" / "vps_square" / "00000.png")
+    b = read_mask(tmp_path / "b" / "ref-vps" / "Annotations" / "vps_square" / "00000.png")
+    first = ((a == 1) & (b == 1)).sum() / ((a == 1) | (b == 1)).sum()  # no Ignore in either
+    assert summary["per_clip"]["vps_square"] == pytest.approx((first + 11) / 12)
+    assert 0 < first < 1

@@ -50,3 +50,7 @@ class ValidationError(RefvpsError):
 
 class DataNotFoundError(RefvpsError):
     """The dataset root could not be found; the message says where we looked and how to fix it."""
+
+
+class ModelError(RefvpsError, ValueError):
+    """A model that cannot be found or built as asked (unknown name or argument)."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -14,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from refvps.errors import Problem, ValidationError
-from refvps.loaders import Benchmark, load_benchmark
-from refvps.predictions import PredictionStore, check_presence
+from refvps.errors import Problem, RefvpsError, ValidationError
+from refvps.fileio import atomic_write_text, jsonable
+from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
+from refvps.predictions import PredictionStore, Presence, check_presence
 
 METRIC_NOTES = {
     "J": "region similarity (Jaccard)",
@@ -24,6 +23,10 @@ METRIC_NOTES = {
     "J&F": "mean of J and F",
     "TC": "temporal consistency: mean |dJ| between consecutive scored frames, lower is better",
 }
+
+
+STANDARD_COUNTS = ("videos", "queries", "frames_scored", "missing_frames_scored_empty",
+                   "units_with_missing")
 
 
 @dataclass
@@ -43,7 +46,7 @@ class EvalResult:
         """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        unit_file = f"{_plural(self.summary['unit_name'])}.csv"
+        unit_file = f"{plural(self.summary['unit_name'])}.csv"
         files = {"frames": "frames.csv", "units": unit_file, "summary": "summary.json"}
         _atomic_csv(self.frames, out / "frames.csv")
         _atomic_csv(self.units, out / unit_file)
@@ -51,11 +54,11 @@ class EvalResult:
             files[name] = f"{name}.csv"
             _atomic_csv(table, out / files[name])
         self.summary["files"] = {k: str((out / v).resolve()) for k, v in files.items()}
-        _atomic_write(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(jsonable(self.summary), indent=2) + "\n")
         return self.summary["files"]
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.summary), indent=2)
+        return json.dumps(jsonable(self.summary), indent=2)
 
     def to_text(self) -> str:
         """A readable summary for a terminal."""
@@ -63,14 +66,14 @@ class EvalResult:
         c = s["counts"]
         lines = [f"{s['title']}  [split {s['split']}]",
                  f"predictions: {s['predictions']}",
-                 f"scored {c['queries']} {_plural(s['unit_name'])} over {c['videos']} videos, "
+                 f"scored {c['queries']} {plural(s['unit_name'])} over {c['videos']} videos, "
                  f"{c['frames_scored']} frames",
                  ""]
         for key in s["headline"]:
             value = s["metrics"].get(key)
             note = METRIC_NOTES.get(key, "")
             if key == "TC":
-                note += (f" ({s['metrics'].get('TC_units', 0)} {_plural(s['unit_name'])} "
+                note += (f" ({s['metrics'].get('TC_units', 0)} {plural(s['unit_name'])} "
                          "with >= 2 frames)")
             lines.append(f"  {key:<6} {_fmt(value)}   {note}")
         extra = [k for k in ("J_recall", "F_recall", "J_decay", "F_decay", "empty_pred_rate")
@@ -81,16 +84,24 @@ class EvalResult:
             lines.append(f"\n  {c['missing_frames_scored_empty']} missing prediction frame(s) "
                          f"scored as empty (--allow-missing) in {c['units_with_missing']} "
                          f"{s['unit_name']}(s)")
+        extra_counts = {k: v for k, v in c.items() if k not in STANDARD_COUNTS and v}
+        if extra_counts:
+            lines.append("\n  " + ", ".join(f"{k.replace('_', ' ')}: {v}"
+                                             for k, v in extra_counts.items()))
         for warning in s.get("warnings", []):
             lines.append(f"  warning: {warning}")
-        for name, label in (("concept_groups", "concept group"), ("classes", "class")):
+        for note in s.get("notes", []):
+            lines.append(f"  note: {note}")
+        for name, label in (("runs", "run"), ("concept_groups", "concept group"),
+                            ("classes", "class")):
             table = self.tables.get(name)
             if table is not None and len(table):
                 lines += ["", f"per {label}:", _table_text(table, s["headline"])]
         return "\n".join(lines)
 
 
-def _plural(noun: str) -> str:
+def plural(noun: str) -> str:
+    """English plural of a unit name ("query" -> "queries", "expression" -> "expressions")."""
     return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
 
 
@@ -114,27 +125,25 @@ def _fmt(value) -> str:
     return f"{value:.4f}"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, table.to_csv(index=False))
+    atomic_write_text(path, table.to_csv(index=False))
+
+
+def _missing_hint(bench: Benchmark) -> str:
+    if "official" not in bench.missing_modes:
+        return ("Missing predictions can be scored as empty masks with --allow-missing "
+                "(counted in the output).")
+    return ("Missing predictions can be scored as empty masks with --allow-missing, or handled "
+            "as the official script does with --missing official; both are counted in the "
+            f"output (docs/benchmarks/{bench.name}.md).")
+
+
+def _tolerated_warnings(mode: str, tolerated: list[Problem], limit: int = 20) -> list[str]:
+    """One warning per input problem a lenient missing mode accepted (the first ``limit``)."""
+    lines = [f"--missing {mode}: {problem}" for problem in tolerated[:limit]]
+    if len(tolerated) > limit:
+        lines.append(f"--missing {mode}: ... and {len(tolerated) - limit} more")
+    return lines
 
 
 def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
@@ -149,44 +158,70 @@ def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
-             data: str | Path | None = None, split: str | None = None, *,
-             workers: int | None = None, allow_missing: bool = False,
-             executor: str = "process", progress: bool = True, decay_mode: str = "davis2017",
-             out: str | Path | None = None, name: str | None = None) -> EvalResult:
-    """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
-
-    Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
-    predictions unless ``allow_missing``, unknown folders, unreadable or mis-sized masks).
-    """
-    from refvps import __version__
-    from refvps.executors import score_tasks
-
-    started = time.perf_counter()
-    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
-        benchmark, data, split, decay_mode=decay_mode)
+def open_predictions(bench: Benchmark, preds: str | Path
+                     ) -> tuple[PredictionStore, list[VideoTask], Presence]:
+    """Validate the dataset, open the predictions and check which required files are there."""
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
     store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
     bench.bind_predictions(store)
-    required = [bench.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
+    required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
+    return store, tasks, presence
+
+
+def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
+             data: str | Path | None = None, split: str | None = None, *,
+             workers: int | None = None, allow_missing: bool = False,
+             executor: str = "local", progress: bool = True, decay_mode: str = "davis2017",
+             out: str | Path | None = None, name: str | None = None,
+             address: str | None = None, missing: str | None = None) -> EvalResult:
+    """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
+
+    Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
+    predictions unless ``allow_missing``, unknown folders, unreadable or mis-sized masks).
+    ``missing`` selects one of the benchmark's ``missing_modes`` (e.g. MeViS ``"official"``,
+    which reproduces the official script's handling; what it tolerated is counted and warned).
+    """
+    from refvps import __version__
+    from refvps.executors import score_tasks
+
+    started = time.perf_counter()
+    if missing is not None and not isinstance(benchmark, Benchmark):
+        benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
+    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
+        benchmark, data, split, decay_mode=decay_mode)
+    if missing is not None:
+        bench.set_missing_mode(missing)
+    if allow_missing and bench.missing != "strict":
+        raise RefvpsError(f"--allow-missing and --missing {bench.missing} exclude each other")
+    if bench.split in bench.server_splits:
+        raise RefvpsError(
+            f"{bench.title}: split {bench.split!r} has no public ground truth; it is scored by the "
+            f"evaluation server. Build the upload with: refvps submit --benchmark {bench.name} "
+            f"--split {bench.split} --data DATA --preds {preds} --out submission.zip")
+    store, tasks, presence = open_predictions(bench, preds)
     problems: list[Problem] = list(presence.unknown_problems)
-    if not allow_missing:
+    if not allow_missing and bench.missing == "strict":
         problems += presence.missing_problems
     rows: list[dict] = []
     digests: dict[str, str] = {}
+    extra_counts: dict[str, int] = {}
+    tolerated: list[Problem] = []
     for result in score_tasks(bench, store, tasks, allow_missing=allow_missing, workers=workers,
-                              executor=executor, progress=progress):
+                              executor=executor, progress=progress, address=address):
         rows.extend(result.rows)
         problems.extend(result.problems)
         digests.update(result.digests)
+        tolerated.extend(result.tolerated)
+        for key, value in result.counts.items():
+            extra_counts[key] = extra_counts.get(key, 0) + value
     if problems:
-        hint = ("Missing predictions can be scored as empty masks with --allow-missing "
-                "(counted in the output)." if presence.missing and not allow_missing else "")
-        raise ValidationError(f"predictions {store.path}", problems, hint)
+        raise ValidationError(f"predictions {store.path}", problems,
+                              _missing_hint(bench) if presence.missing and not allow_missing
+                              else "")
 
     frames = pd.DataFrame(rows)
     order = {q.unit: i for i, q in enumerate(bench.queries())}
@@ -198,7 +233,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     meta = bench.units_table()
     units = meta.merge(scores, on="unit", how="inner")
     metrics, tables = bench.aggregate(frames, units)
-    missing_scored = int(frames["pred_missing"].sum()) if len(frames) else 0
+    missing_scored = int(frames["pred_missing"].sum()) if allow_missing and len(frames) else 0
     summary = {
         "refvps_version": __version__,
         "benchmark": bench.name,
@@ -212,6 +247,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         "data_fingerprint": data_fingerprint(bench, digests),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "unit_name": bench.unit_name,
+        "class_key": bench.class_key,
         "headline": list(bench.headline),
         "metrics": metrics,
         "counts": {
@@ -219,11 +255,15 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
             "queries": int(len(units)),
             "frames_scored": int(len(frames)),
             "missing_frames_scored_empty": missing_scored,
-            "units_with_missing": int((units["missing_frames"] > 0).sum()) if len(units) else 0,
+            "units_with_missing": int((units["missing_frames"] > 0).sum())
+            if allow_missing and len(units) else 0,
+            **extra_counts,
         },
-        "options": {"allow_missing": allow_missing, "decay_mode": bench.decay_mode,
-                    "executor": executor},
-        "warnings": sorted({str(w.message) for w in caught}),
+        "options": {"allow_missing": allow_missing, "missing": bench.missing,
+                    "decay_mode": bench.decay_mode, "executor": executor},
+        "warnings": sorted({str(w.message) for w in caught})
+        + _tolerated_warnings(bench.missing, tolerated),
+        "notes": bench.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     result = EvalResult(summary, frames, units, tables)

@@ -63,6 +63,13 @@ CONCEPT_GROUPS: tuple[tuple[str, str, str], ...] = (
 )
 """The five Ref-VPS concept groups: (id, display name, definition)."""
 
+# --- predictions written by `refvps predict` ---------------------------------------------
+PRED_DONE_FILE = ".done.json"
+"""Completion marker of one query, inside its predictions folder (written after every PNG)."""
+PRED_RUN_FILE = "run.json"
+PRED_RUNTIME_FILE = "runtime.csv"
+PRED_FAILURES_FILE = "failures.json"
+
 # --- BURST (TAO frames, BURST annotation JSON; REM's referring protocol) --------------------
 BURST_FOLDER = "burst"
 BURST_ANNOTATIONS_DIR = "annotations_burst"
@@ -109,6 +116,55 @@ def class_phrase(name: str) -> str:
     """
     return " ".join(name.replace("_", " ").split()).lower()
 
+
+def clean_expression(text: object) -> str:
+    """Expression text as the MeViS / Ref-YouTube-VOS loaders use it: lower case, single spaces."""
+    return " ".join(str(text).lower().split())
+
+
+# --- MeViS -----------------------------------------------------------------------------------
+MEVIS_FOLDER = "mevis"
+MASK_DICT = "mask_dict.json"
+"""MeViS per-split file: anno_id (string) -> one COCO RLE or null per frame of its video."""
+
+# --- Ref-YouTube-VOS -------------------------------------------------------------------------
+REFYTVOS_FOLDER = "ref-youtube-vos"
+REFYTVOS_META_DIR = "meta_expressions"
+"""``meta_expressions/<split>/meta_expressions.json`` (valid = valid meta minus test meta)."""
+YTVOS_META = "meta.json"
+"""``train/meta.json``: per video, per object id, its category."""
+SUBMISSION_ANNOTATIONS = "Annotations"
+"""Top folder of a Ref-YouTube-VOS server zip."""
+
+
+# --- Ref-DAVIS17 (DAVIS-2017 unsupervised annotations + Khoreva et al. expressions) --------
+REFDAVIS_FOLDER = "ref-davis"
+DAVIS_FOLDER = "DAVIS"
+DAVIS_RESOLUTION = "480p"
+DAVIS_UNSUPERVISED_DIR = "Annotations_unsupervised"
+DAVIS_IMAGESETS_DIR = "ImageSets/2017"
+DAVIS_SEMANTICS = "davis_semantics.json"
+DAVIS_MAX_PROPOSALS = 20
+"""The davis2017 unsupervised evaluator refuses sequences with more proposal ids than this."""
+DAVIS_TEXT_DIR = "davis_text_annotations"
+REFDAVIS_CONVERTED_SPLITS = {"val": "valid", "train": "train"}
+"""DAVIS split name -> folder name in the ReferFormer-converted (YouTube-VOS style) tree."""
+REFDAVIS_META_DIR = "meta_expressions"
+REFDAVIS_RUNS: tuple[tuple[str, str, int, str], ...] = (
+    ("Davis17_annot1.txt", "utf-8", 1, "first-frame"),
+    ("Davis17_annot1_full_video.txt", "utf-8", 1, "full-video"),
+    ("Davis17_annot2.txt", "latin-1", 2, "first-frame"),
+    ("Davis17_annot2_full_video.txt", "latin-1", 2, "full-video"),
+)
+"""Annotator run ``anno_<k>`` = entry k: (text file, its encoding, annotator, expression kind)."""
+REFDAVIS_NAME_FIXES = {"clasic-car": "classic-car", "dog-scale": "dogs-scale",
+                       "motor-bike": "motorbike"}
+"""Video-name typos in the Khoreva et al. text files, mapped as ReferFormer's converter does."""
+
+
+def refdavis_run_dir(run: int) -> str:
+    """Predictions folder of annotator run ``run`` (0..3): ``anno_<run>``."""
+    return f"anno_{run}"
 
 # --- annotation workspaces (refvps annotate) -------------------------------------------------
 WORKSPACE_FORMAT = 1

@@ -7,8 +7,6 @@ misread (RGB, RGBA, 16-bit, unreadable) raise :class:`~refvps.errors.MaskError` 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from refvps.errors import MaskError
+from refvps.fileio import atomic_write
 from refvps.formats import voc_palette
 
 _ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
@@ -71,16 +70,7 @@ def binarize(mask: np.ndarray) -> np.ndarray:
 
 
 def _atomic_save(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda handle: image.save(handle, format="PNG"))
 
 
 def write_label_mask(path: str | Path, labels: np.ndarray) -> None:

@@ -35,6 +35,7 @@ class PredictionStore:
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid = 0
         self._files: set[str] | None = None
+        self._folders: set[str] | None = None
         if not self.path.exists():
             raise RefvpsError(f"predictions not found: {self.path}")
         self.is_zip = self.path.is_file()
@@ -45,6 +46,7 @@ class PredictionStore:
         state = dict(self.__dict__)
         state["_zip"] = None  # reopened lazily in each worker process
         state["_files"] = None
+        state["_folders"] = None
         return state
 
     # --- listing ----------------------------------------------------------------------------
@@ -89,6 +91,18 @@ class PredictionStore:
             if any(prefix + r in files for r in required[:200]):
                 self.prefix = prefix
 
+    def has_folder(self, relpath: str) -> bool:
+        """Whether folder ``relpath`` exists in the layout (an empty folder counts)."""
+        name = self.prefix + relpath.rstrip("/")
+        if not self.is_zip:
+            return (self.path / name).is_dir()
+        if self._folders is None:
+            self._folders = {"/".join(parts[:depth])
+                             for member in self._archive().namelist()
+                             for parts in [member.rstrip("/").split("/")]
+                             for depth in range(1, len(parts) + (member.endswith("/")))}
+        return name in self._folders
+
     def describe(self, relpath: str) -> str:
         """A path a user can find: the file, or ``archive.zip:member``."""
         if self.is_zip:
@@ -113,7 +127,10 @@ class PredictionStore:
         data = self.read_bytes(relpath)
         if data is None:
             return None
-        where = self.describe(relpath)
+        return self.decode_binary(data, self.describe(relpath))
+
+    def decode_binary(self, data: bytes, where: str) -> np.ndarray:
+        """The foreground of the PNG ``data`` (bool H x W) with this store's reader."""
         if self.reader == "cv2-gray":
             return _decode_cv2_gray(data, where)
         return binarize(read_mask_bytes(data, where))

@@ -6,7 +6,11 @@ import click
 from refvps import __version__
 from refvps.cli.annotate import agreement_command, annotate_command
 from refvps.cli.common import RefvpsGroup
+from refvps.cli.benchmarks import benchmarks_command
 from refvps.cli.evaluate import demo_command, eval_command, sample_command
+from refvps.cli.models import models_command, predict_command, run_command
+from refvps.cli.reports import COMMANDS as REPORT_COMMANDS
+from refvps.cli.submit import submit_command
 
 
 @click.group(cls=RefvpsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,5 +19,7 @@ def main() -> None:
     """Exact, fast evaluation for referring video (process) segmentation."""
 
 
-for command in (eval_command, demo_command, sample_command, annotate_command, agreement_command):
+for command in (eval_command, demo_command, sample_command, benchmarks_command,
+                submit_command, predict_command, run_command, models_command,
+                *REPORT_COMMANDS, annotate_command, agreement_command):
     main.add_command(command)

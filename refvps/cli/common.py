@@ -7,6 +7,7 @@ import click
 
 from refvps.errors import RefvpsError
 
+
 class RefvpsGroup(click.Group):
     """Shows refvps errors (bad data, bad predictions) as messages with exit code 2."""
 
@@ -29,3 +30,22 @@ def data_option(func):
     return click.option("--data", type=click.Path(file_okay=False), default=None,
                         help="Dataset root holding each benchmark's folder (default: "
                              "$REFVPS_DATA, else ~/.local/share/refvps/data).")(func)
+
+
+def results_option(func):
+    return click.option("--results", type=click.Path(file_okay=False), default=None,
+                        help="Results store of recorded runs (default: $REFVPS_RESULTS, else "
+                             "~/.local/share/refvps/results).")(func)
+
+
+def executor_options(func):
+    """``--executor local|ray`` and ``--address`` (a Ray cluster; default: a local instance)."""
+    func = click.option("--address", default=None,
+                        help="Ray cluster address for --executor ray (default: start a local "
+                             "instance; 'auto' joins the cluster this machine belongs to).")(func)
+    from refvps.executors import EXECUTORS
+
+    return click.option("--executor", type=click.Choice(EXECUTORS), default="local",
+                        show_default=True,
+                        help="Where the work runs: this machine, or Ray "
+                             "(pip install 'refvps[ray]').")(func)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from refvps.cli.common import benchmark_option, data_option
+from refvps.cli.common import benchmark_option, data_option, executor_options, results_option
 from refvps.metrics.sequence import DECAY_MODES
 
 
@@ -18,6 +18,9 @@ from refvps.metrics.sequence import DECAY_MODES
 @click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--allow-missing", is_flag=True,
               help="Score missing prediction frames as empty masks (counted in the output).")
+@click.option("--missing", type=click.Choice(["strict", "official"]), default=None,
+              help="strict (default): every missing or unusable prediction is an error. official: "
+                   "handle them as the official script does (MeViS only; counted and warned).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write per-frame rows, per-unit and breakdown tables and summary.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -26,14 +29,26 @@ from refvps.metrics.sequence import DECAY_MODES
               default="davis2017", show_default=True,
               help="Decay as the official code computes it (uint8 bug for >= 256 frames) or fixed.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def eval_command(benchmark, data, preds, split, workers, allow_missing, out, as_json, name,
-                 decay_mode, no_progress):
-    """Score a predictions folder with a benchmark's official protocol."""
+@executor_options
+@results_option
+@click.option("--no-record", is_flag=True, help="Do not record the run in the results store.")
+def eval_command(benchmark, data, preds, split, workers, allow_missing, missing, out, as_json,
+                 name, decay_mode, no_progress, executor, address, results, no_record):
+    """Score a predictions folder with a benchmark's official protocol.
+
+    Each run is recorded in the results store (for `refvps leaderboard`, `report`, `compare`);
+    without --out its tables are kept there.
+    """
     from refvps.evaluation import evaluate
+    from refvps.leaderboard import save_record
 
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
-                      progress=not no_progress, decay_mode=decay_mode, out=out, name=name)
+                      progress=not no_progress, decay_mode=decay_mode, out=out, name=name,
+                      executor=executor, address=address, missing=missing)
+    record = None if no_record else save_record(result, results)
     click.echo(result.to_json() if as_json else result.to_text())
+    if record is not None and not as_json:  # JSON output stays one document
+        click.echo(f"recorded run {record.run_id} ({record.outputs})")
 
 
 @click.command("sample")

@@ -8,6 +8,9 @@ from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, Video
 
 BENCHMARKS: dict[str, str] = {
     "ref-vps": "refvps.loaders.refvps:RefVPS",
+    "mevis": "refvps.loaders.mevis:MeViS",
+    "ref-davis": "refvps.loaders.refdavis:RefDavis",
+    "ref-ytvos": "refvps.loaders.refytvos:RefYouTubeVOS",
     "burst": "refvps.loaders.burst:Burst",
     "vspw": "refvps.loaders.vspw:VSPW",
 }

@@ -16,7 +16,8 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from refvps.errors import MaskError, Problem
+from refvps.errors import MaskError, Problem, RefvpsError
+from refvps.formats import FRAME_EXT, JPEG_DIR
 from refvps.masks import binarize, read_mask_bytes
 from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
                             jf_score, sequence_mean, sequence_recall, temporal_consistency)
@@ -55,6 +56,8 @@ class TaskResult:
     problems: list[Problem]
     missing: int = 0
     digests: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # summed into summary["counts"]
+    tolerated: list[Problem] = field(default_factory=list)  # accepted by a lenient missing mode
 
 
 class GroundTruth(ABC):
@@ -110,6 +113,9 @@ class Benchmark(ABC):
     compute_f: ClassVar[bool] = True
     unit_name: ClassVar[str] = "query"  # what one unit is called in tables ("expression", ...)
     class_key: ClassVar[str | None] = None  # unit meta column averaged first (class-averaged J)
+    server_splits: ClassVar[tuple[str, ...]] = ()  # splits without public GT (scored by a server)
+    submission_root: ClassVar[str | None] = None  # top folder of a server zip; None = no submit
+    missing_modes: ClassVar[tuple[str, ...]] = ("strict",)  # how missing predictions are handled
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
         self.root = Path(root)
@@ -118,6 +124,19 @@ class Benchmark(ABC):
             raise ValueError(f"{self.name}: unknown split {self.split!r}; choose one of "
                              f"{', '.join(self.splits)}")
         self.decay_mode = decay_mode
+        self.missing = "strict"
+
+    @classmethod
+    def check_missing_mode(cls, mode: str) -> None:
+        """Raise a clear error when ``mode`` is not one of this benchmark's ``missing_modes``."""
+        if mode not in cls.missing_modes:
+            raise RefvpsError(f"--missing {mode} is not supported by {cls.name} (supported: "
+                              f"{', '.join(cls.missing_modes)})")
+
+    def set_missing_mode(self, mode: str) -> None:
+        """Choose how missing / unusable predictions are handled (``strict`` = all are errors)."""
+        self.check_missing_mode(mode)
+        self.missing = mode
 
     # --- data -------------------------------------------------------------------------------
     @classmethod
@@ -144,6 +163,15 @@ class Benchmark(ABC):
     def queries(self) -> list[Query]:
         return [q for task in self.tasks() for q in task.queries]
 
+    def inference_frames(self, query: Query) -> tuple[str, ...]:
+        """Frames a model predicts for ``query`` (the benchmark's inference frame rate); by
+        default the scored frames."""
+        return query.frames
+
+    def frame_path(self, video: str, frame: str) -> Path:
+        """The RGB image file of ``frame`` of ``video`` (what a model reads)."""
+        raise NotImplementedError(f"{self.name}: frame images are not exposed to models yet")
+
     def bind_predictions(self, store) -> None:
         """Adapt to a predictions store before its files are listed (e.g. pick its layout)."""
 
@@ -155,6 +183,18 @@ class Benchmark(ABC):
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Where the prediction of ``query`` on ``frame`` lives inside a predictions folder."""
         return f"{query.video}/{query.query_id}/{frame}.png"
+
+    def required_predictions(self, store, tasks: list[VideoTask]) -> list[str]:
+        """Every prediction file the tasks need (a layout may depend on what ``store`` holds)."""
+        return [self.prediction_relpath(q, f) for t in tasks for q in t.queries for f in q.frames]
+
+    def notes(self) -> list[str]:
+        """Facts about this dataset's protocol that a reader of the results must know."""
+        return []
+
+    def image_path(self, query: Query, frame: str) -> Path:
+        """The RGB image of ``frame`` (for visualisation; DAVIS layout by default)."""
+        return self.root / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
 
     def units_table(self) -> pd.DataFrame:
         """One row per query with its metadata (text, concept, annotator, class, ...)."""

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from refvps.errors import MaskError, Problem
-from refvps.formats import (ANNOTATION_DIR, CONCEPT_GROUPS, CONCEPTS_FILE, IGNORE_LABEL,
-                            JPEG_DIR, META_EXPRESSIONS, REFVPS_FOLDER, REFVPS_FORMAT_FILE,
-                            SPLITS_DIR)
+from refvps.formats import (ANNOTATION_DIR, CONCEPT_GROUPS, CONCEPTS_FILE, FRAME_EXT,
+                            IGNORE_LABEL, JPEG_DIR, META_EXPRESSIONS, REFVPS_FOLDER,
+                            REFVPS_FORMAT_FILE, SPLITS_DIR)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, VideoTask, group_means,
                                  read_digested)
 from refvps.masks import read_mask
@@ -236,6 +236,13 @@ class RefVPS(Benchmark):
                           "n_frames_24fps": len(record.get("frames", []))}))
             tasks.append(VideoTask(clip, queries, gt=_record_size(record)))
         return tasks
+
+    def inference_frames(self, query: Query) -> tuple[str, ...]:
+        """All 24 fps frames of the clip (models predict every frame; 6 fps are scored)."""
+        return tuple(str(f) for f in self.meta[query.video].get("frames", []))
+
+    def frame_path(self, video: str, frame: str) -> Path:
+        return self.root / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
 
     def load_gt(self, task: VideoTask) -> GroundTruth:
         return _ClipGT(task.video, self.root / ANNOTATION_DIR / task.video, task.gt)

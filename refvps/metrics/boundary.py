@@ -72,7 +72,7 @@ class Boundary:
 
     top: int
     left: int
-    pixels: np.ndarray  # bool, local window
+    pixels: np.ndarray  # uint8 0/1, local window
     count: int
     shape: tuple[int, int]  # frame shape
     _dilations: dict = field(default_factory=dict, compare=False, repr=False)
@@ -92,40 +92,48 @@ class Boundary:
             height, width = self.shape
             top, left = max(self.top - radius, 0), max(self.left - radius, 0)
             bottom, right = min(self.bottom + radius, height), min(self.right + radius, width)
-            window = np.zeros((bottom - top, right - left), np.uint8)
-            window[self.top - top:self.bottom - top, self.left - left:self.right - left] = self.pixels
+            window = cv2.copyMakeBorder(self.pixels, self.top - top, bottom - self.bottom,
+                                        self.left - left, right - self.right,
+                                        cv2.BORDER_CONSTANT, value=0)
             if radius > 0:
                 # Zero padding outside the frame, as cv2.dilate's default border does.
                 window = _dilate_disk(window, radius)
-            cached = self._dilations[radius] = (top, left, window.view(bool))
+            cached = self._dilations[radius] = (top, left, window)
         return cached
 
 
-def boundary_of(mask: np.ndarray) -> Boundary:
-    """The davis2017 ``_seg2bmap`` boundary of ``mask`` (any non-zero = foreground)."""
+def boundary_of(mask: np.ndarray, void: np.ndarray | None = None) -> Boundary:
+    """The davis2017 ``_seg2bmap`` boundary of ``mask & ~void`` (any non-zero = set)."""
     mask = binarize(mask)
     if mask.ndim != 2:
         raise ValueError(f"a mask must be 2-D, got shape {mask.shape}")
     height, width = mask.shape
-    if mask.size == 0:
-        return Boundary(0, 0, np.zeros((0, 0), bool), 0, (height, width))
-    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    if void is not None and binarize(void).shape != mask.shape:
+        raise ValueError(f"shape mismatch: mask {mask.shape} vs void {np.shape(void)}")
+    mask = np.ascontiguousarray(mask).view(np.uint8)
+    x, y, w, h = cv2.boundingRect(mask) if mask.size else (0, 0, 0, 0)
     if w == 0 or h == 0:
-        return Boundary(0, 0, np.zeros((0, 0), bool), 0, (height, width))
-    # Boundary pixels sit on the mask or one pixel above / left of it.
+        return Boundary(0, 0, np.zeros((0, 0), np.uint8), 0, (height, width))
+    # Boundary pixels sit on the mask or one pixel above / left of it. Removing void pixels
+    # only shrinks the mask, so its bounding box still bounds the result.
     top, left = max(y - 1, 0), max(x - 1, 0)
     bottom, right = min(y + h, height - 1), min(x + w, width - 1)  # inclusive
-    core = mask[top:bottom + 1, left:right + 1]
+    ext = mask[top:min(bottom + 2, height), left:min(right + 2, width)]
+    if void is not None:
+        keep_out = np.ascontiguousarray(binarize(void)).view(np.uint8)
+        ext = cv2.subtract(ext, keep_out[top:top + ext.shape[0], left:left + ext.shape[1]])
+    core = ext[:bottom + 1 - top, :right + 1 - left]
     # Neighbours below / right; beyond the image they replicate the last row / column, which
     # reproduces the official border rule (last row: horizontal test only, last column:
     # vertical test only, bottom-right corner: never a boundary).
-    ext = mask[top:min(bottom + 2, height), left:min(right + 2, width)]
     if ext.shape[0] == core.shape[0]:
         ext = np.concatenate([ext, ext[-1:]], axis=0)
     if ext.shape[1] == core.shape[1]:
         ext = np.concatenate([ext, ext[:, -1:]], axis=1)
-    pixels = (core ^ ext[:-1, 1:]) | (core ^ ext[1:, :-1]) | (core ^ ext[1:, 1:])
-    return Boundary(top, left, pixels, int(np.count_nonzero(pixels)), (height, width))
+    pixels = cv2.bitwise_xor(core, ext[:-1, 1:])
+    cv2.bitwise_or(pixels, cv2.bitwise_xor(core, ext[1:, :-1]), dst=pixels)
+    cv2.bitwise_or(pixels, cv2.bitwise_xor(core, ext[1:, 1:]), dst=pixels)
+    return Boundary(top, left, pixels, cv2.countNonZero(pixels), (height, width))
 
 
 def count_within(source: Boundary, target: Boundary, radius: int) -> int:
@@ -140,7 +148,7 @@ def count_within(source: Boundary, target: Boundary, radius: int) -> int:
         return 0
     top, left, reach = target.dilated(radius)
     region = source.pixels[r0 - source.top:r1 - source.top, c0 - source.left:c1 - source.left]
-    return int(np.count_nonzero(reach[r0 - top:r1 - top, c0 - left:c1 - left] & region))
+    return cv2.countNonZero(cv2.bitwise_and(reach[r0 - top:r1 - top, c0 - left:c1 - left], region))
 
 
 def f_from_boundaries(gt: Boundary, pred: Boundary, radius: int) -> float:
@@ -168,15 +176,7 @@ def contour_accuracy(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None =
     gt, pred = binarize(gt), binarize(pred)
     if gt.shape != pred.shape:
         raise ValueError(f"shape mismatch: ground truth {gt.shape} vs prediction {pred.shape}")
-    if void is not None:
-        void = binarize(void)
-        if void.shape != gt.shape:
-            raise ValueError(f"shape mismatch: ground truth {gt.shape} vs void {void.shape}")
-        keep = ~void
-        gt, pred = gt & keep, pred & keep
+    if void is not None and np.shape(void) != gt.shape:
+        raise ValueError(f"shape mismatch: ground truth {gt.shape} vs void {np.shape(void)}")
     radius = boundary_radius(gt.shape, bound_th)
-    return f_from_boundaries(boundary_of(gt), boundary_of(pred), radius)
-
-
-__all__ = ["Boundary", "boundary_of", "boundary_radius", "contour_accuracy", "count_within",
-           "f_from_boundaries", "DEFAULT_BOUND_TH"]
+    return f_from_boundaries(boundary_of(gt, void), boundary_of(pred, void), radius)

@@ -1,0 +1,104 @@
+"""VD-IT (ECCV 2024, buxiangzhiren/VD-IT): video diffusion features + a ReferFormer-style head.
+
+Reproduces ``inference_davis.py`` / ``inference_ytvos.py``: ``T.Resize(360)`` (short side, PIL
+bilinear), ``ToTensor``, ImageNet ``Normalize``; the model picks the best query inside
+``forward`` (``dataset_file='davis'``); ``pred_masks`` are cropped to the unpadded size, resized
+bilinearly to the frame size and thresholded with ``sigmoid > 0.5``. Clips of ``clip_len``
+(36, the Ref-DAVIS script's; 0 = the whole video as on Ref-YouTube-VOS). Worked around
+(docs/baselines.md §2.6): ``inference_ytvos.py`` is never imported (it pins GPU 7); cwd is the
+repo root; a seed per (expression, video length) for the stochastic VAE sampling; the model
+runs on the current CUDA device because the backbone calls ``.cuda()``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+
+from refvps.baselines.base import BaseSegmenter
+from refvps.baselines.clips import plan_fixed
+from refvps.baselines.models.common import (IMAGENET_MEAN, IMAGENET_STD, derive_seed,
+                                            enter_upstream, pil_resize, resize_scores,
+                                            seed_everything, set_offline, short_side_size,
+                                            to_normalised_chw)
+
+VDIT_FLAGS = ("--with_box_refine", "--binary", "--freeze_text_encoder", "--eval",
+              "--backbone", "itcross_video_swin", "--dataset_file", "davis")
+
+
+def vdit_preprocess(frames: List[np.ndarray], short: int) -> np.ndarray:
+    height, width = short_side_size(*frames[0].shape[:2], short)
+    return np.stack([to_normalised_chw(pil_resize(f, height, width), IMAGENET_MEAN, IMAGENET_STD)
+                     for f in frames])
+
+
+def vdit_masks(pred_masks, resized: tuple, height: int, width: int, threshold: float) -> np.ndarray:
+    """T x 1 x Hp x Wp logits -> T x H x W bool: unpad, bilinear resize, sigmoid > threshold."""
+    h, w = resized
+    logits = resize_scores(pred_masks[:, :, :h, :w], height, width)
+    return (logits.sigmoid() > threshold)[:, 0].cpu().numpy()
+
+
+@dataclass
+class VDITConfig:
+    repo: str = ""  # VD-IT checkout (with Text-To-Video-Finetuning/mymodels/model_scope_diffusers)
+    checkpoint: str = ""  # fine-tuned checkpoint (dict with 'model')
+    device: str = "cuda"
+    clip_len: int = 36
+    short_side: int = 360
+    threshold: float = 0.5
+    amp: bool = True
+    seed: int = 42
+    offline: bool = True
+
+
+class VDIT(BaseSegmenter):
+    """VD-IT, ModelScope T2V features + ReferFormer decoder (buxiangzhiren/VD-IT)."""
+
+    name = "vd-it"
+    version = "1"
+    upstream = "buxiangzhiren/VD-IT@e44bd79"
+    needs_gpu = True
+    Config = VDITConfig
+    packages = ("torch", "torchvision", "diffusers", "transformers", "MultiScaleDeformableAttention")
+    path_fields = ("repo", "checkpoint")
+
+    def load(self) -> None:
+        import torch
+
+        cfg = self.config
+        set_offline(cfg.offline)
+        if str(cfg.device).startswith("cuda"):
+            torch.cuda.set_device(torch.device(cfg.device))
+        enter_upstream(cfg.repo)
+        import opts
+        from models import build_model_diff_cross
+
+        parser = opts.get_args_parser()
+        args = parser.parse_args(list(VDIT_FLAGS) + (["--amp"] if cfg.amp else []))
+        args.masks = True
+        args.device = cfg.device
+        self.model, _, _ = build_model_diff_cross(args)
+        checkpoint = torch.load(cfg.checkpoint, map_location="cpu")
+        result = self.model.load_state_dict(checkpoint.get("model", checkpoint), strict=False)
+        self.missing_keys = list(result.missing_keys)
+        self.model.to(cfg.device).eval()
+
+    def segment(self, frames: List[np.ndarray], expression: str) -> np.ndarray:
+        import torch
+
+        cfg = self.config
+        height, width = frames[0].shape[:2]
+        resized = short_side_size(height, width, cfg.short_side)
+        seed_everything(derive_seed(cfg.seed, expression, len(frames)))
+        out = []
+        amp = torch.autocast("cuda", enabled=cfg.amp and str(cfg.device).startswith("cuda"))
+        with torch.no_grad(), amp:
+            for start, end, _ in plan_fixed(len(frames), cfg.clip_len or None):
+                images = torch.from_numpy(vdit_preprocess(frames[start:end], cfg.short_side))
+                target = {"size": torch.as_tensor([resized[0], resized[1]]).to(cfg.device)}
+                outputs = self.model([images.to(cfg.device)], [expression], [target])
+                out.append(vdit_masks(outputs["pred_masks"][0].float(), resized, height, width,
+                                      cfg.threshold))
+        return np.concatenate(out)

@@ -1,0 +1,161 @@
+"""Run records: one JSON file per ``refvps eval`` run in a results store.
+
+Store layout (``--results DIR``, else ``$REFVPS_RESULTS``, else ``<user data dir>/results``)::
+
+    <store>/runs/<run_id>/record.json     # the record (written atomically)
+    <store>/runs/<run_id>/frames.csv ...  # the eval outputs, when ``--out`` was not given
+
+A record names where the run's per-frame table and summary live, so reports and comparisons can
+reload the run later; listing the store never fails on a bad record, it reports it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from refvps.errors import RefvpsError
+
+RESULTS_ENV = "REFVPS_RESULTS"
+RUNS_DIR = "runs"
+RECORD_FILE = "record.json"
+RECORD_VERSION = 1
+REQUIRED_KEYS = ("run_id", "name", "benchmark", "split", "metrics", "outputs", "created")
+
+
+def results_root(results: str | Path | None = None) -> Path:
+    """The results store: ``results``, else ``$REFVPS_RESULTS``, else the per-user default."""
+    from refvps.datapaths import user_data_dir
+
+    if results:
+        return Path(results).expanduser()
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV]).expanduser()
+    return user_data_dir() / "results"
+
+
+@dataclass
+class RunRecord:
+    """What the store knows about one evaluation run."""
+
+    run_id: str
+    name: str
+    benchmark: str
+    split: str
+    metrics: dict
+    outputs: str                   # folder holding summary.json, frames.csv and the tables
+    created: str
+    protocol: str = ""
+    refvps_version: str = ""
+    data_fingerprint: str = ""
+    headline: list = field(default_factory=list)
+    unit_name: str = "query"
+    class_key: str | None = None
+    predictions: str = ""
+    frames_table: str = ""
+    path: Path | None = None       # the record file it was read from
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "path"}
+        data["record_version"] = RECORD_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, path: Path | None = None) -> "RunRecord":
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"missing key(s) {', '.join(missing)}")
+        if not isinstance(data["metrics"], dict):
+            raise ValueError("'metrics' is not an object")
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "path"}
+        return cls(**known, path=path)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "run"
+
+
+def new_run_id(name: str, benchmark: str) -> str:
+    """``<UTC time>-<benchmark>-<name>-<random>``: sortable by time, unique, filesystem-safe."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{_slug(benchmark)}-{_slug(name)}-{secrets.token_hex(3)}"
+
+
+def save_record(result, results: str | Path | None = None) -> RunRecord:
+    """Record ``result`` (an :class:`~refvps.evaluation.EvalResult`) in the results store.
+
+    When the result has not been written anywhere yet, its outputs go into the run's folder in
+    the store, so the per-frame table is always kept for later reports.
+    """
+    from refvps.fileio import atomic_write_text, jsonable
+
+    summary = result.summary
+    run_id = new_run_id(summary["name"], summary["benchmark"])
+    run_dir = results_root(results) / RUNS_DIR / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files = summary.get("files") or result.write(run_dir)
+    record = RunRecord(
+        run_id=run_id, name=summary["name"], benchmark=summary["benchmark"],
+        split=summary["split"], metrics=jsonable(summary["metrics"]),
+        outputs=str(Path(files["summary"]).parent), created=summary["created"],
+        protocol=summary.get("protocol", ""), refvps_version=summary.get("refvps_version", ""),
+        data_fingerprint=summary.get("data_fingerprint", ""),
+        headline=list(summary.get("headline", [])), unit_name=summary.get("unit_name", "query"),
+        class_key=summary.get("class_key"), predictions=summary.get("predictions", ""),
+        frames_table=files["frames"], path=run_dir / RECORD_FILE)
+    atomic_write_text(record.path, json.dumps(record.to_dict(), indent=2) + "\n")
+    return record
+
+
+def read_record(path: Path) -> RunRecord:
+    """One record file; ValueError says what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return RunRecord.from_dict(data, path)
+
+
+def list_records(results: str | Path | None = None) -> tuple[list[RunRecord], list[str]]:
+    """Every readable record, oldest first, and one warning line per unreadable record file."""
+    runs = results_root(results) / RUNS_DIR
+    records, warnings = [], []
+    for path in sorted(runs.glob(f"*/{RECORD_FILE}")) if runs.is_dir() else []:
+        try:
+            records.append(read_record(path))
+        except (OSError, ValueError, TypeError) as exc:
+            warnings.append(f"skipped corrupt run record {path}: {exc}")
+    records.sort(key=lambda r: (r.created, r.run_id))
+    return records, warnings
+
+
+def resolve_run(ref: str | Path, results: str | Path | None = None) -> Path:
+    """The outputs folder of run ``ref``: a folder with summary.json, a run folder of the store,
+    a run id (or a unique prefix of one), or a run name (the most recent run of that name)."""
+    path = Path(ref).expanduser()
+    if (path / "summary.json").is_file():
+        return path
+    if (path / RECORD_FILE).is_file():
+        return Path(read_record(path / RECORD_FILE).outputs)
+    records, _ = list_records(results)
+    matches = [r for r in records if r.run_id == str(ref)]
+    matches = matches or [r for r in records if r.run_id.startswith(str(ref))]
+    if len(matches) > 1:
+        raise RefvpsError(f"run id prefix {ref!r} is ambiguous: "
+                          f"{', '.join(r.run_id for r in matches[:5])}")
+    matches = matches or [r for r in records if r.name == str(ref)]
+    if not matches:
+        raise RefvpsError(f"no run {ref!r}: not a folder with summary.json, and no run id or name "
+                          f"in the results store {results_root(results)} "
+                          f"(list them with: refvps runs)")
+    outputs = Path(matches[-1].outputs)
+    if not (outputs / "summary.json").is_file():
+        raise RefvpsError(f"run {matches[-1].run_id}: its outputs folder {outputs} has no "
+                          f"summary.json (moved or deleted?)")
+    return outputs

@@ -1,0 +1,1 @@
+"""Reports on finished runs: tables, figures, bootstrap intervals, paired comparisons, videos."""

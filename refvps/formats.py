@@ -166,6 +166,7 @@ def refdavis_run_dir(run: int) -> str:
     """Predictions folder of annotator run ``run`` (0..3): ``anno_<run>``."""
     return f"anno_{run}"
 
+
 # --- annotation workspaces (refvps annotate) -------------------------------------------------
 WORKSPACE_FORMAT = 1
 WORKSPACE_INFO = "workspace.json"

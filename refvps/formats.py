@@ -165,3 +165,16 @@ REFDAVIS_NAME_FIXES = {"clasic-car": "classic-car", "dog-scale": "dogs-scale",
 def refdavis_run_dir(run: int) -> str:
     """Predictions folder of annotator run ``run`` (0..3): ``anno_<run>``."""
     return f"anno_{run}"
+
+
+# --- annotation workspaces (refvps annotate) -------------------------------------------------
+WORKSPACE_FORMAT = 1
+WORKSPACE_INFO = "workspace.json"
+"""Written once at ingest: the source, its timestamps, the resampling picks, frame names."""
+WORKSPACE_STATE = "state.json"
+"""Rewritten atomically after every edit: per-frame pointers, prompts, flags, history, metadata."""
+WORKSPACE_FRAMES = "frames"
+WORKSPACE_LAYERS = "layers"
+ANNOTATE_JPEG_QUALITY = 95
+PROVENANCE_DIR = "provenance"
+"""``<dataset>/provenance/<clip_id>.json``: how an exported clip was made (refvps annotate)."""

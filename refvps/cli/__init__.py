@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from refvps import __version__
+from refvps.cli.annotate import agreement_command, annotate_command
 from refvps.cli.common import RefvpsGroup
 from refvps.cli.benchmarks import benchmarks_command
 from refvps.cli.evaluate import demo_command, eval_command, sample_command
@@ -20,5 +21,5 @@ def main() -> None:
 
 for command in (eval_command, demo_command, sample_command, benchmarks_command,
                 submit_command, predict_command, run_command, models_command,
-                *REPORT_COMMANDS):
+                *REPORT_COMMANDS, annotate_command, agreement_command):
     main.add_command(command)

@@ -73,6 +73,7 @@ PRED_FAILURES_FILE = "failures.json"
 # --- BURST (TAO frames, BURST annotation JSON; REM's referring protocol) --------------------
 BURST_FOLDER = "burst"
 BURST_ANNOTATIONS_DIR = "annotations_burst"
+BURST_FRAMES_DIR = "frames"  # TAO: frames/<split>/<dataset>/<seq_name>/<image>
 BURST_ANNOTATION_FILE = "all_classes.json"
 BURST_NAMES_SPLIT = "val"
 """Category id -> name comes from ``<val>/all_classes.json`` for every split (REM's rule)."""

@@ -141,7 +141,7 @@ def _frame_sizes(bench: Benchmark, task: VideoTask,
     sizes = {}
     frames = {f: q for q in task.queries for f in q.frames}  # each frame once
     for frame, query in frames.items():
-        path = bench.image_path(query, frame)
+        path = bench.frame_path(query.video, frame)
         try:
             with Image.open(path) as image:
                 width, height = image.size

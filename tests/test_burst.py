@@ -395,3 +395,10 @@ def test_unknown_split_and_layout(tao):
         load_benchmark("burst", tao, split="train")
     with pytest.raises(ValueError, match="unknown prediction layout"):
         Burst(tao, layout="flat")
+
+
+def test_frame_path_points_at_tao_frames(tao):
+    bench = load_benchmark("burst", tao)
+    path = bench.frame_path("YFCC100M_v_0123456789abcdef", "frame0004")
+    assert path == tao / "frames" / "val" / "YFCC100M" / "v_0123456789abcdef" / "frame0004.jpg"
+    assert path.is_file()

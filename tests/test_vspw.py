@@ -293,3 +293,11 @@ def test_dataset_problems(tmp_path):
     assert "stuff class 'sky' should have raw id 29, found '30'" in text
     (data / "val.txt").unlink()
     assert "split list not found" in str(load_benchmark("vspw", data).validate()[0])
+
+
+def test_frame_path_points_at_origin_frames(vspw):
+    bench = load_benchmark("vspw", vspw)
+    stem = next(iter(VIDEOS[A][1]))
+    path = bench.frame_path(A, stem)
+    assert path == vspw / "data" / A / "origin" / f"{stem}.jpg"
+    assert path.is_file()

@@ -169,8 +169,9 @@ class Benchmark(ABC):
         return query.frames
 
     def frame_path(self, video: str, frame: str) -> Path:
-        """The RGB image file of ``frame`` of ``video`` (what a model reads)."""
-        raise NotImplementedError(f"{self.name}: frame images are not exposed to models yet")
+        """The RGB image of ``frame`` of ``video`` (what models read and viz draws on); the
+        DAVIS layout ``<root>/JPEGImages/<video>/<frame>.jpg`` by default."""
+        return self.root / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
 
     def bind_predictions(self, store) -> None:
         """Adapt to a predictions store before its files are listed (e.g. pick its layout)."""
@@ -191,10 +192,6 @@ class Benchmark(ABC):
     def notes(self) -> list[str]:
         """Facts about this dataset's protocol that a reader of the results must know."""
         return []
-
-    def image_path(self, query: Query, frame: str) -> Path:
-        """The RGB image of ``frame`` (for visualisation; DAVIS layout by default)."""
-        return self.root / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
 
     def units_table(self) -> pd.DataFrame:
         """One row per query with its metadata (text, concept, annotator, class, ...)."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from refvps.errors import MaskError, Problem
 from refvps.formats import (BURST_ANNOTATION_FILE, BURST_ANNOTATIONS_DIR, BURST_FOLDER,
+                            BURST_FRAMES_DIR,
                             BURST_NAMES_SPLIT, BURST_REM_PRED_DIR, class_phrase)
 from refvps.loaders.base import GroundTruth, Query, VideoTask
 from refvps.loaders.classwise import ClassAveragedBenchmark
@@ -80,6 +81,7 @@ class Burst(ClassAveragedBenchmark):
         self._files: dict[str, dict | None] | None = None
         self._load_problems: list[Problem] = []
         self._tasks: list[VideoTask] | None = None
+        self._frame_files: dict[str, dict[str, Path]] = {}
 
     @classmethod
     def looks_like(cls, path: Path) -> bool:
@@ -225,6 +227,9 @@ class Burst(ClassAveragedBenchmark):
             dataset, seq_name = str(record["dataset"]), str(record["seq_name"])
             video = f"{dataset}_{seq_name}"
             stems = tuple(frame_stem(str(p)) for p in record["annotated_image_paths"])
+            folder = self.root / BURST_FRAMES_DIR / split / dataset / seq_name
+            self._frame_files[video] = {stem: folder / str(p) for stem, p in
+                                        zip(stems, record["annotated_image_paths"])}
             categories = list(dict.fromkeys(record["track_category_ids"].values()))
             queries = []
             for category in categories:
@@ -244,6 +249,11 @@ class Burst(ClassAveragedBenchmark):
 
     def load_gt(self, task: VideoTask) -> GroundTruth:
         return _SequenceGT(task.gt)
+
+    def frame_path(self, video: str, frame: str) -> Path:
+        """TAO's ``frames/<split>/<dataset>/<seq_name>/<image>`` of an annotated frame."""
+        self.tasks()
+        return self._frame_files[video][frame]
 
     # --- predictions ------------------------------------------------------------------------
     def tolerated_prediction_paths(self) -> list[str]:

@@ -127,10 +127,7 @@ class MeViS(Benchmark):
         files = [self.split_dir / META_EXPRESSIONS]
         return files + [self.split_dir / MASK_DICT] if self.has_gt else files
 
-    def image_path(self, query: Query, frame: str) -> Path:
-        return self._frame_file(query.video, frame)
-
-    def _frame_file(self, video: str, frame: str) -> Path:
+    def frame_path(self, video: str, frame: str) -> Path:
         return self.split_dir / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
 
     # --- validation -------------------------------------------------------------------------
@@ -189,7 +186,7 @@ class MeViS(Benchmark):
         return problems
 
     def _check_image_size(self, video: str, frame: str, size: tuple[int, int]) -> list[Problem]:
-        path = self._frame_file(video, frame)
+        path = self.frame_path(video, frame)
         if not path.is_file():
             return []  # frames are optional for scoring
         with Image.open(path) as image:

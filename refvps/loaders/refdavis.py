@@ -282,8 +282,8 @@ class RefDavis(Benchmark):
     def load_gt(self, task: VideoTask) -> _SequenceGT:
         return _SequenceGT(task.video, Path(task.gt), task.queries[0].frames)
 
-    def image_path(self, query: Query, frame: str) -> Path:
-        return self.jpeg_dir(query.video) / f"{frame}{FRAME_EXT}"
+    def frame_path(self, video: str, frame: str) -> Path:
+        return self.jpeg_dir(video) / f"{frame}{FRAME_EXT}"
 
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Indexed layout (ReferFormer): ``anno_<k>/<seq>/<frame>.png``."""

@@ -241,9 +241,6 @@ class RefVPS(Benchmark):
         """All 24 fps frames of the clip (models predict every frame; 6 fps are scored)."""
         return tuple(str(f) for f in self.meta[query.video].get("frames", []))
 
-    def frame_path(self, video: str, frame: str) -> Path:
-        return self.root / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
-
     def load_gt(self, task: VideoTask) -> GroundTruth:
         return _ClipGT(task.video, self.root / ANNOTATION_DIR / task.video, task.gt)
 

@@ -110,12 +110,12 @@ class RefYouTubeVOS(Benchmark):
     def annotation_dir(self, video: str) -> Path:
         return self.root / "train" / ANNOTATION_DIR / video
 
-    def image_path(self, query: Query, frame: str) -> Path:
+    def frame_path(self, video: str, frame: str) -> Path:
         """``train/`` or ``valid/JPEGImages`` (test frames: ``valid/``, else ``test/``)."""
         split_dir = "train" if self.split == "train" else "valid"
-        path = self.root / split_dir / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
+        path = self.root / split_dir / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
         if self.split == "test" and not path.exists():
-            return self.root / "test" / JPEG_DIR / query.video / f"{frame}{FRAME_EXT}"
+            return self.root / "test" / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
         return path
 
     # --- validation -------------------------------------------------------------------------

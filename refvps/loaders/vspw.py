@@ -22,8 +22,9 @@ import numpy as np
 
 from refvps.errors import MaskError, Problem
 from refvps.executors import default_workers
-from refvps.formats import (MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSPW_LABEL_FILE,
-                            VSPW_MASK_DIR, VSPW_REM_PRED_DIR, VSPW_STUFF_CLASSES, class_phrase)
+from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSPW_LABEL_FILE,
+                            VSPW_MASK_DIR, VSPW_ORIGIN_DIR, VSPW_REM_PRED_DIR, VSPW_STUFF_CLASSES,
+                            class_phrase)
 from refvps.loaders.base import GroundTruth, Query, VideoTask, read_digested
 from refvps.loaders.classwise import ClassAveragedBenchmark
 from refvps.masks import read_mask
@@ -104,6 +105,9 @@ class VSPW(ClassAveragedBenchmark):
 
     def mask_dir(self, video: str) -> Path:
         return self.root / VSPW_DATA_DIR / video / VSPW_MASK_DIR
+
+    def frame_path(self, video: str, frame: str) -> Path:
+        return self.root / VSPW_DATA_DIR / video / VSPW_ORIGIN_DIR / f"{frame}{FRAME_EXT}"
 
     def scan(self) -> dict[str, tuple[tuple[str, ...], tuple[int, ...], list[Problem]]]:
         """Per video: (sorted mask stems, raw stuff values present, problems); decoded once."""

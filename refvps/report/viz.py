@@ -1,7 +1,7 @@
 """Overlay videos of one query: GT (pink), Ignore (yellow), prediction (cyan), expression caption.
 
 Frames are the query's scored frames; the MP4 is written with ``cv2.VideoWriter`` (mp4v), the GIF
-with Pillow. Frame images come from ``Benchmark.image_path``.
+with Pillow. Frame images come from ``Benchmark.frame_path``.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def render_query(bench: Benchmark, query: Query, preds=None) -> list[np.ndarray]
     frames = []
     for frame in query.frames:
         fg, void = gt.target(query, frame)
-        path = bench.image_path(query, frame)
+        path = bench.frame_path(query.video, frame)
         try:
             image = np.asarray(Image.open(path).convert("RGB"))
         except FileNotFoundError:

@@ -24,6 +24,23 @@ def literal_j(annotation, segmentation, void=None):
     return inters / union
 
 
+def literal_j_stack(annotation, segmentation):
+    """davis2017 ``db_eval_iou`` without void on one frame or a (T, H, W) stack."""
+    import warnings
+
+    annotation = annotation.astype(bool)
+    segmentation = segmentation.astype(bool)
+    inters = np.sum(segmentation & annotation, axis=(-2, -1))
+    union = np.sum(segmentation | annotation, axis=(-2, -1))
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore")
+        j = inters / union
+    if j.ndim == 0:
+        return 1 if np.isclose(union, 0) else j
+    j[np.isclose(union, 0)] = 1
+    return j
+
+
 def literal_seg2bmap(seg):
     seg = seg.astype(bool)
     seg[seg > 0] = 1

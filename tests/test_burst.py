@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from literal_davis import literal_j_stack
 from refvps.cli import main
 from refvps.errors import ValidationError
 from refvps.evaluation import evaluate
@@ -136,21 +137,6 @@ def write_predictions(out: Path, make, layout: str = "rem") -> Path:
 
 
 # --- literal transcription of REM burst/eval_burst.py (slow, for checking only) ------------
-def literal_db_eval_iou(annotation, segmentation):
-    assert annotation.shape == segmentation.shape
-    annotation = annotation.astype(bool)
-    segmentation = segmentation.astype(bool)
-    void_pixels = np.zeros_like(segmentation)
-    inters = np.sum((segmentation & annotation) & np.logical_not(void_pixels), axis=(-2, -1))
-    union = np.sum((segmentation | annotation) & np.logical_not(void_pixels), axis=(-2, -1))
-    j = inters / union
-    if j.ndim == 0:
-        j = 1 if np.isclose(union, 0) else j
-    else:
-        j[np.isclose(union, 0)] = 1
-    return j
-
-
 def literal_rem_burst(tao: Path, result_dir: Path) -> float:
     val_dict = json.loads((tao / "annotations_burst/val/all_classes.json").read_text())
     test_dict = json.loads((tao / "annotations_burst/test/all_classes.json").read_text())
@@ -190,7 +176,7 @@ def literal_rem_burst(tao: Path, result_dir: Path) -> float:
                     gt_mask = mask_utils.decode({"size": img_size, "counts": seg.encode("utf-8")})
                     f_gt[gt_mask == 1] = 1
                 c_gts.append(f_gt)
-            iou = literal_db_eval_iou(np.stack(c_gts, axis=0), np.stack(c_preds, axis=0))
+            iou = literal_j_stack(np.stack(c_gts, axis=0), np.stack(c_preds, axis=0))
             cls2iou[cls_name].append(np.mean(iou))
     return np.mean(np.array([np.mean(np.array(v)) for v in cls2iou.values()]))
 

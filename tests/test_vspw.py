@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from literal_davis import literal_j_stack
 from refvps.cli import main
 from refvps.errors import ValidationError
 from refvps.evaluation import evaluate
@@ -100,21 +101,6 @@ def write_predictions(out: Path, make, layout: str = "rem") -> Path:
 
 
 # --- literal transcription of REM stuff/eval_stuff.py, listings sorted (aligned) ------------
-def literal_db_eval_iou(annotation, segmentation):
-    assert annotation.shape == segmentation.shape
-    annotation = annotation.astype(bool)
-    segmentation = segmentation.astype(bool)
-    void_pixels = np.zeros_like(segmentation)
-    inters = np.sum((segmentation & annotation) & np.logical_not(void_pixels), axis=(-2, -1))
-    union = np.sum((segmentation | annotation) & np.logical_not(void_pixels), axis=(-2, -1))
-    j = inters / union
-    if j.ndim == 0:
-        j = 1 if np.isclose(union, 0) else j
-    else:
-        j[np.isclose(union, 0)] = 1
-    return j
-
-
 def literal_rem_stuff(vspw: Path, result_dir: Path) -> tuple[float, dict]:
     stuffname2id = {name: stuff_id for stuff_id, name in VSPW_STUFF_CLASSES}
     stuff2vids = defaultdict(list)
@@ -142,7 +128,7 @@ def literal_rem_stuff(vspw: Path, result_dir: Path) -> tuple[float, dict]:
             j_metrics_res = np.zeros((res_masks.shape[0], gt_masks.shape[0], gt_masks.shape[1]))
             for ii in range(gt_masks.shape[0]):
                 for jj in range(res_masks.shape[0]):
-                    j_metrics_res[jj, ii, :] = literal_db_eval_iou(gt_masks[ii, ...],
+                    j_metrics_res[jj, ii, :] = literal_j_stack(gt_masks[ii, ...],
                                                                    res_masks[jj, ...])
             per_unit[f"{vid}/{stuff}"] = np.mean(j_metrics_res)
             stuff_J[stuff].append(np.mean(j_metrics_res))

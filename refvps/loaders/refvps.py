@@ -7,7 +7,6 @@ consecutive annotated frames of an expression.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from refvps.formats import (ANNOTATION_DIR, CONCEPT_GROUPS, CONCEPTS_FILE, FRAME
                             REFVPS_FORMAT_FILE, SPLITS_DIR)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, VideoTask, group_means,
                                  read_digested)
+from refvps.loaders.jsonfiles import read_json_object, read_videos
 from refvps.masks import read_mask
 
 REQUIRED_VIDEO_KEYS = ("frames", "anno_frames", "expressions")
@@ -81,37 +81,16 @@ class RefVPS(Benchmark):
         return (path / META_EXPRESSIONS).is_file() and (path / ANNOTATION_DIR).is_dir()
 
     # --- metadata ---------------------------------------------------------------------------
-    def _read_json(self, name: str) -> dict | None:
-        path = self.root / name
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except FileNotFoundError:
-            self._load_problems.append(Problem(str(path), "file not found"))
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self._load_problems.append(Problem(str(path), f"malformed JSON ({exc})"))
-            return None
-        if not isinstance(data, dict):
-            self._load_problems.append(Problem(str(path), "expected a JSON object at the top"))
-            return None
-        return data
-
     @property
     def meta(self) -> dict:
         if self._meta is None:
-            data = self._read_json(META_EXPRESSIONS)
-            videos = (data or {}).get("videos")
-            if data is not None and not isinstance(videos, dict):
-                self._load_problems.append(Problem(str(self.root / META_EXPRESSIONS),
-                                                   "missing the 'videos' object"))
-            self._meta = videos if isinstance(videos, dict) else {}
+            self._meta = read_videos(self.root / META_EXPRESSIONS, self._load_problems)
         return self._meta
 
     @property
     def concepts(self) -> dict:
         if self._concepts is None:
-            self._concepts = self._read_json(CONCEPTS_FILE) or {}
+            self._concepts = read_json_object(self.root / CONCEPTS_FILE, self._load_problems) or {}
         return self._concepts
 
     def metadata_files(self) -> list[Path]:

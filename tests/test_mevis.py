@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import _official_mevis as official
-from _mevis_data import SPEC, build_mevis, gt_union, shift_right, write_predictions
+from _mevis_data import build_mevis, gt_union, shift_right, write_predictions
 from refvps.cli import main
 from refvps.errors import RefvpsError, ValidationError
 from refvps.evaluation import evaluate

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from refvps.errors import MaskError, Problem
-from refvps.formats import (ANNOTATION_DIR, CONCEPT_GROUPS, CONCEPTS_FILE, FRAME_EXT,
-                            IGNORE_LABEL, JPEG_DIR, META_EXPRESSIONS, REFVPS_FOLDER,
-                            REFVPS_FORMAT_FILE, SPLITS_DIR)
+from refvps.formats import (ANNOTATION_DIR, CONCEPT_GROUPS, CONCEPTS_FILE, IGNORE_LABEL,
+                            JPEG_DIR, META_EXPRESSIONS, REFVPS_FOLDER, REFVPS_FORMAT_FILE,
+                            SPLITS_DIR)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, VideoTask, group_means,
                                  read_digested)
 from refvps.loaders.jsonfiles import read_json_object, read_videos

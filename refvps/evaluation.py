@@ -164,8 +164,11 @@ def open_predictions(bench: Benchmark, preds: str | Path
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
-    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     tasks = bench.tasks()
+    if not any(task.queries for task in tasks):
+        raise RefvpsError(f"{bench.title}: nothing to score, split {bench.split!r} of {bench.root} "
+                          "has no videos with queries")
+    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
     bench.bind_predictions(store)
     required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())

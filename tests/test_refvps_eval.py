@@ -245,3 +245,16 @@ def test_decay_bug_is_reported_for_long_sequences(tmp_path):
     assert fixed.metrics["J_decay"] == 1.0
     assert fixed.summary["warnings"] == []
     assert fixed.summary["options"]["decay_mode"] == "fixed"
+
+
+def test_a_dataset_without_queries_is_a_clear_error(tmp_path):
+    from refvps.errors import RefvpsError
+
+    data = tmp_path / "ref-vps"
+    (data / "Annotations").mkdir(parents=True)
+    (data / "FORMAT").write_text("refvps-format 0.1 (proposal)\n")
+    (data / "meta_expressions.json").write_text('{"videos": {}}')
+    (data / "concepts.json").write_text('{"groups": [], "concepts": []}')
+    (tmp_path / "preds").mkdir()
+    with pytest.raises(RefvpsError, match="nothing to score"):
+        evaluate(tmp_path / "preds", "ref-vps", tmp_path, progress=False)

@@ -338,3 +338,14 @@ def test_ties_break_like_the_official_call(raw):
         ours = objects[objects["run"] == f"anno_{k}"]
         assert ours[["official_label", "object", "J", "F"]].values.tolist() == [
             [o["official_label"], o["object"], o["J"], o["F"]] for o in ref["objects"]]
+
+
+def test_report_intervals_are_centred_on_the_summary(raw, tmp_path):
+    from refvps.report.run import load_run
+    from refvps.report.stats import run_ci
+
+    data, preds = raw
+    result = evaluate(preds, "ref-davis", data, workers=1, progress=False, out=tmp_path / "out")
+    ci = run_ci(load_run(tmp_path / "out"), n_boot=200).set_index("metric")["estimate"]
+    for metric in ("J", "F", "J&F"):
+        assert ci[metric] == pytest.approx(result.metrics[metric], rel=1e-12), metric

@@ -120,3 +120,14 @@ def test_compare_class_averaged(tmp_path):
     assert row["p_value"] == pytest.approx(0.5)
     assert comparison.dropped_units == 1
     assert list(comparison.groups["category"]) == ["cat", "eel", "dog"]
+
+
+def test_unit_weights_make_the_estimate_an_object_mean():
+    # Ref-DAVIS-style units: a run-sequence with 2 objects (mean J 0.5) and one with 1 object
+    # (J 1.0); the protocol's object mean is (2 * 0.5 + 1 * 1.0) / 3 = 2/3, not (0.5 + 1) / 2.
+    units = pd.DataFrame({"unit": ["s/anno_0", "t/anno_0"], "video": ["s", "t"],
+                          "n_objects": [2, 1], "J": [0.5, 1.0]})
+    sums = cluster_sums(units, "J", "video", False, weight="n_objects")
+    assert list(sums.num) == [1.0, 1.0] and list(sums.den) == [2.0, 1.0]
+    assert sums.estimate == pytest.approx(2 / 3)
+    assert cluster_sums(units, "J", "video", False).estimate == pytest.approx(0.75)

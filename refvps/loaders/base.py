@@ -113,6 +113,7 @@ class Benchmark(ABC):
     compute_f: ClassVar[bool] = True
     unit_name: ClassVar[str] = "query"  # what one unit is called in tables ("expression", ...)
     class_key: ClassVar[str | None] = None  # unit meta column averaged first (class-averaged J)
+    unit_weight: ClassVar[str | None] = None  # unit column weighting dataset means (default 1)
     server_splits: ClassVar[tuple[str, ...]] = ()  # splits without public GT (scored by a server)
     submission_root: ClassVar[str | None] = None  # top folder of a server zip; None = no submit
     missing_modes: ClassVar[tuple[str, ...]] = ("strict",)  # how missing predictions are handled

@@ -106,6 +106,7 @@ class RefDavis(Benchmark):
                  "eval_davis.py); miccooper9/ReferEverything fork for per-object folders; the "
                  "4-run mean as in REM")
     unit_name = "run-sequence"
+    unit_weight = "n_objects"  # the protocol averages over objects, not run-sequences
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017",
                  runs: Sequence[int] = tuple(range(len(REFDAVIS_RUNS)))):

@@ -32,6 +32,12 @@ class Run:
         return key if key and key in self.units.columns else None
 
     @property
+    def unit_weight(self) -> str | None:
+        """The column weighting units in dataset means (None: every unit weighs 1)."""
+        key = self.summary.get("unit_weight")
+        return key if key and key in self.units.columns else None
+
+    @property
     def cluster_key(self) -> str:
         """The benchmark's top-level unit, resampled as a whole: the class, else the video."""
         return self.class_key or "video"

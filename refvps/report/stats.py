@@ -45,13 +45,20 @@ class ClusterSums:
 
 
 def cluster_sums(units: pd.DataFrame, metric: str, cluster: str,
-                 class_averaged: bool) -> ClusterSums:
-    """Cluster numerators/denominators of ``metric``; NaN unit values are left out."""
+                 class_averaged: bool, weight: str | None = None) -> ClusterSums:
+    """Cluster numerators/denominators of ``metric``; NaN unit values are left out.
+
+    ``weight`` names a column of unit weights (Ref-DAVIS: a run-sequence weighs its number of
+    objects, because the protocol averages over objects); by default every unit weighs 1.
+    """
     valid = units[units[metric].notna()]
-    grouped = valid.groupby(cluster, sort=True)[metric]
+    w = valid[weight].to_numpy(np.float64) if weight else np.ones(len(valid))
+    weighted = pd.DataFrame({cluster: valid[cluster].to_numpy(),
+                             "num": valid[metric].to_numpy(np.float64) * w, "den": w})
+    grouped = weighted.groupby(cluster, sort=True)
     labels = np.asarray(sorted(units[cluster].unique(), key=str), dtype=object)
-    sums = grouped.sum().reindex(labels, fill_value=0.0).to_numpy(np.float64)
-    counts = grouped.count().reindex(labels, fill_value=0).to_numpy(np.float64)
+    sums = grouped["num"].sum().reindex(labels, fill_value=0.0).to_numpy(np.float64)
+    counts = grouped["den"].sum().reindex(labels, fill_value=0).to_numpy(np.float64)
     if class_averaged:
         has = counts > 0
         num = np.divide(sums, counts, out=np.zeros_like(sums), where=has)
@@ -82,12 +89,13 @@ def percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, fl
 
 
 def bootstrap_ci(units: pd.DataFrame, metrics: list[str], cluster: str, class_averaged: bool,
-                 n_boot: int = DEFAULT_BOOT, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+                 n_boot: int = DEFAULT_BOOT, seed: int = 0, level: float = 0.95,
+                 weight: str | None = None) -> pd.DataFrame:
     """One row per metric: estimate, percentile CI, number of clusters, replicates."""
     rows = []
     weights = None
     for metric in metrics:
-        sums = cluster_sums(units, metric, cluster, class_averaged)
+        sums = cluster_sums(units, metric, cluster, class_averaged, weight)
         if weights is None:  # the same replicates for every metric
             weights = _draw_weights(len(sums.labels), n_boot, np.random.default_rng(seed))
         low, high = percentile_interval(_replicates(weights, sums.num, sums.den), level)
@@ -101,7 +109,7 @@ def run_ci(run: Run, n_boot: int = DEFAULT_BOOT, seed: int = 0,
            level: float = 0.95) -> pd.DataFrame:
     """Bootstrap intervals of every headline metric of ``run``."""
     return bootstrap_ci(run.units, run.headline, run.cluster_key, run.class_key is not None,
-                        n_boot=n_boot, seed=seed, level=level)
+                        n_boot=n_boot, seed=seed, level=level, weight=run.unit_weight)
 
 
 # --- paired comparison ------------------------------------------------------------------------
@@ -158,7 +166,8 @@ def compare_runs(run_a: Run, run_b: Run, metrics: list[str] | None = None,
     metrics = metrics or [m for m in run_a.headline if m in run_b.units.columns]
     cluster, class_averaged = run_a.cluster_key, run_a.class_key is not None
     group_key = run_a.group_key
-    keys = list(dict.fromkeys(["unit", cluster, group_key]))
+    weight = run_a.unit_weight
+    keys = list(dict.fromkeys(["unit", cluster, group_key, *([weight] if weight else [])]))
     scores = list(dict.fromkeys(["J", *metrics]))
     shared = run_a.units[[*keys, *scores]].merge(run_b.units[["unit", *scores]], on="unit",
                                                  suffixes=("_a", "_b"))
@@ -166,7 +175,7 @@ def compare_runs(run_a: Run, run_b: Run, metrics: list[str] | None = None,
     for metric in metrics:
         both = shared[shared[f"{metric}_a"].notna() & shared[f"{metric}_b"].notna()]
         sums_a, sums_b = (cluster_sums(both.rename(columns={f"{metric}_{side}": metric}), metric,
-                                       cluster, class_averaged) for side in "ab")
+                                       cluster, class_averaged, weight) for side in "ab")
         diff = sums_a.num - sums_b.num
         weights = _draw_weights(len(diff), n_boot, np.random.default_rng(seed))
         low, high = percentile_interval(_replicates(weights, diff, sums_a.den), level)

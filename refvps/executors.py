@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
 from tqdm import tqdm
 
+from refvps.errors import RefvpsError
 from refvps.loaders.base import Benchmark, TaskResult, VideoTask
 
 EXECUTORS = ("local", "ray")
 
 _STATE: dict = {}
+_BROKEN_POOL = (
+    "a worker process of the evaluation pool died. If refvps.evaluate is called from a script, "
+    "put the call under `if __name__ == \"__main__\":` (workers re-import the main script); "
+    "workers=1 evaluates in this process. Otherwise the machine may be out of memory.")
 
 
 def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
@@ -32,13 +39,18 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     Forking a process that has run OpenCV (or any library with a thread pool) can copy a lock
     held by one of its threads, and the child then hangs forever in ``cv2.setNumThreads``. A
     fork server has run nothing but the imports below, so its children start clean; the imports
-    are done once, in the server, so each worker starts in milliseconds.
+    are done once, in the server, so each worker starts in milliseconds. Like every spawn-style
+    start method it re-imports the main script in the workers, so a script that calls
+    ``refvps.evaluate`` must do so under ``if __name__ == "__main__":``. A main script that
+    cannot be re-imported (read from standard input) falls back to a plain fork.
     """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["refvps.executors", "cv2"])
-    return context
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods and (main_file is None or os.path.isfile(main_file)):
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["refvps.executors", "cv2"])
+        return context
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def score_remote(benchmark: Benchmark, store, task: VideoTask, allow_missing: bool) -> TaskResult:
@@ -93,7 +105,11 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
                                  mp_context=_pool_context()) as pool:
             futures = [pool.submit(_score, task) for task in tasks]
             for future in as_completed(futures):
-                yield future.result()
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise RefvpsError(_BROKEN_POOL) from None
+                yield result
                 bar.update()
     finally:
         bar.close()

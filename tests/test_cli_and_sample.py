@@ -145,3 +145,23 @@ def test_sample_perfect_prediction_equals_gt_outside_ignore(sample):
     pred = np.array(Image.open(sample.predictions["perfect"] / clip.clip_id / "0" / "00008.png"))
     keep = labels != IGNORE_LABEL
     assert np.array_equal((labels == 1)[keep], (pred > 0)[keep])
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_pool_from_a_script_needs_the_main_guard(tmp_path, guarded):
+    build_refvps(tmp_path / "data")
+    preds = write_predictions(tmp_path / "p")
+    call = (f"r = refvps.evaluate({str(preds)!r}, data={str(tmp_path / 'data')!r}, workers=2, "
+            "progress=False)\n    print('J', r.metrics['J'])")
+    body = f"if __name__ == '__main__':\n    {call}\n" if guarded else \
+        f"if True:\n    {call}\n"
+    script = tmp_path / "score.py"
+    script.write_text("import refvps\n" + body)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    if guarded:
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "J 1.0"
+    else:  # workers re-import the script: a clear error, never a hang
+        assert out.returncode != 0
+        assert "if __name__ == \"__main__\":" in out.stderr

@@ -33,7 +33,7 @@ def _score(task: VideoTask) -> TaskResult:
     return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def pool_context() -> multiprocessing.context.BaseContext:
     """Workers forked from a clean server process, never from this one.
 
     Forking a process that has run OpenCV (or any library with a thread pool) can copy a lock
@@ -102,7 +102,7 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
             return
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                  initargs=(benchmark, store, allow_missing),
-                                 mp_context=_pool_context()) as pool:
+                                 mp_context=pool_context()) as pool:
             futures = [pool.submit(_score, task) for task in tasks]
             for future in as_completed(futures):
                 try:

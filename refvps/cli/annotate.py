@@ -36,7 +36,7 @@ def annotate_command() -> None:
 @click.option("--sam2-checkpoint", type=click.Path(dir_okay=False), default=None,
               help="SAM2 checkpoint .pt (default: $REFVPS_SAM2_CHECKPOINT).")
 @click.option("--sam2-image-size", type=int, default=None,
-              help="SAM2 input size (default 1024; 512 is ~10x faster on CPU, off-distribution).")
+              help="SAM2 input size (default 1024; 512 is 5-7x faster on CPU, off-distribution).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Device for SAM2 (default: cuda when available).")
 @click.option("--host", default="127.0.0.1", show_default=True,

@@ -17,8 +17,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from literal_davis import literal_j_stack
+from problem_checks import evaluation_problems
 from refvps.cli import main
-from refvps.errors import ValidationError
 from refvps.evaluation import evaluate
 from refvps.formats import voc_palette
 from refvps.loaders import load_benchmark
@@ -295,9 +295,7 @@ def test_cli_json(tao, shifted_preds):
 
 # --- validation error paths ----------------------------------------------------------------
 def _problems(preds, tao, **kw) -> str:
-    with pytest.raises(ValidationError) as info:
-        evaluate(preds, "burst", tao, workers=1, progress=False, **kw)
-    return str(info.value)
+    return evaluation_problems(preds, "burst", tao, **kw)
 
 
 @pytest.fixture

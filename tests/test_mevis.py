@@ -12,6 +12,7 @@ from PIL import Image
 
 import _official_mevis as official
 from _mevis_data import build_mevis, gt_union, shift_right, write_predictions
+from problem_checks import assert_each_once
 from refvps.cli import main
 from refvps.errors import RefvpsError, ValidationError
 from refvps.evaluation import evaluate
@@ -257,9 +258,7 @@ def test_dataset_problems_are_all_reported(root, tmp_path):
                 "expected a list of 4 entries (one per frame of 5f4e3d2c1b0a)",
                 "entry 1 is neither null nor an RLE object",
                 "the RLE masks of this video have different sizes (WxH: 44x31, 45x31)"]
-    for text in expected:
-        assert sum(text in p for p in problems) == 1, (text, problems)
-    assert len(problems) == len(expected)
+    assert_each_once(problems, expected)
 
 
 def test_image_size_mismatch_and_missing_files(root, tmp_path):

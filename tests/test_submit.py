@@ -11,6 +11,7 @@ from PIL import Image
 
 from _mevis_data import build_mevis
 from _ytvos_data import build_ytvos
+from problem_checks import assert_each_once
 from refvps.cli import main
 from refvps.errors import RefvpsError, ValidationError
 from refvps.submit import make_submission
@@ -114,9 +115,7 @@ def test_every_problem_is_reported_and_nothing_written(root, tmp_path):
                 "0/00000.png: size 29x17 (WxH), the input frame is 17x29",
                 "2/00000.png: not a binary mask: 3 distinct values (0, 128, 255)",
                 "2/00005.png"]
-    for text in expected:
-        assert sum(text in p for p in problems) == 1, (text, problems)
-    assert len(problems) == len(expected)
+    assert_each_once(problems, expected)
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preds", "sub.zip"]  # no temp file
 

@@ -56,3 +56,17 @@ def unit_label(percent: bool) -> str:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def shown_result(result, percent: bool):
+    """``result`` (an :class:`~refvps.evaluation.EvalResult`) as a command shows it: unchanged
+    for fractions; for percent a copy whose scores are multiplied by 100."""
+    if not percent:
+        return result
+    from refvps.evaluation import EvalResult
+
+    summary = dict(result.summary, metrics=scale_metrics(result.summary["metrics"], True),
+                   unit=PERCENT)
+    tables = {name: scale_table(table, True) for name, table in result.tables.items()}
+    return EvalResult(summary, scale_table(result.frames, True), scale_table(result.units, True),
+                      tables)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from refvps.cli.common import benchmark_option, data_option, executor_options, results_option
+from refvps.cli.common import (benchmark_option, data_option, executor_options, percent_option,
+                               results_option)
 from refvps.metrics.sequence import DECAY_MODES
 
 
@@ -24,6 +25,7 @@ from refvps.metrics.sequence import DECAY_MODES
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write per-frame rows, per-unit and breakdown tables and summary.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@percent_option
 @click.option("--name", default=None, help="Name of the run (default: the predictions folder name).")
 @click.option("--decay-mode", type=click.Choice(DECAY_MODES),
               default="davis2017", show_default=True,
@@ -33,7 +35,7 @@ from refvps.metrics.sequence import DECAY_MODES
 @results_option
 @click.option("--no-record", is_flag=True, help="Do not record the run in the results store.")
 def eval_command(benchmark, data, preds, split, workers, allow_missing, missing, out, as_json,
-                 name, decay_mode, no_progress, executor, address, results, no_record):
+                 percent, name, decay_mode, no_progress, executor, address, results, no_record):
     """Score a predictions folder with a benchmark's official protocol.
 
     Each run is recorded in the results store (for `refvps leaderboard`, `report`, `compare`);
@@ -45,8 +47,11 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
                       progress=not no_progress, decay_mode=decay_mode, out=out, name=name,
                       executor=executor, address=address, missing=missing)
+    from refvps.units import shown_result
+
     record = None if no_record else save_record(result, results)
-    click.echo(result.to_json() if as_json else result.to_text())
+    shown = shown_result(result, percent)
+    click.echo(shown.to_json() if as_json else shown.to_text())
     if record is not None and not as_json:  # JSON output stays one document
         click.echo(f"recorded run {record.run_id} ({record.outputs})")
 

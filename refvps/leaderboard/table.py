@@ -116,7 +116,9 @@ def _scaled(table: pd.DataFrame, percent: bool, stored: float) -> pd.DataFrame:
     table = table.copy()
     for column in table.columns:
         if is_score(column) and pd.api.types.is_numeric_dtype(table[column]):
-            table[column] = table[column] * (factor(percent) / stored)
+            values = table[column] * factor(percent) / stored
+            # printed percent has at most 2 decimals: 2.8 -> 0.028, not 0.027999999999999997
+            table[column] = values.round(6) if stored != factor(percent) else values
     table["_group"] = table["setting"].replace(LOCAL_SETTING, "standard")
     return table
 
@@ -178,8 +180,11 @@ def to_csv(table: pd.DataFrame) -> str:
 
 
 def to_json(table: pd.DataFrame) -> str:
-    records = json.loads(table.to_json(orient="records"))
-    return json.dumps(records, indent=2, ensure_ascii=False)
+    from refvps.fileio import jsonable
+
+    records = [{k: (None if v is pd.NA else v) for k, v in row.items()}
+               for row in table.to_dict(orient="records")]
+    return json.dumps(jsonable(records), indent=2, ensure_ascii=False)
 
 
 def shown_columns(table: pd.DataFrame, wide: bool = False) -> list[str]:

@@ -89,6 +89,16 @@ def test_one_printed_result_is_one_row_with_all_citations():
     assert set(vps["provenance"]) == {"REM, arXiv 2410.23287v2 (PDF), Table 4"}
 
 
+def test_each_printed_result_once():
+    wide = published_results()
+    same = ["benchmark", "split", "model", "J&F", "J", "F", "TC"]
+    assert not wide.duplicated(same).any()
+    # the same numbers printed in two papers are one result citing both
+    cited = wide.set_index("result")["reference"]
+    assert cited["ref-ytvos/cmsa-resnet-50"] == "VD-IT Table 1; UniRef++ Table 3"
+    assert cited["mevis/dshmp"] == "SOLA Table 1; REM Table I"
+
+
 def test_published_triples_are_consistent_or_flagged():
     wide = published_rows()
     full = wide.dropna(subset=["J&F", "J", "F"])

@@ -203,10 +203,17 @@ def to_markdown(table: pd.DataFrame, wide: bool = False, percent: bool = False) 
 
 
 def to_text(table: pd.DataFrame, wide: bool = False, percent: bool = False) -> str:
-    shown = table[shown_columns(table, wide)].copy()
-    for column in shown.columns:
-        shown[column] = shown[column].map(lambda v: _cell(v, percent))
-    return shown.to_string(index=False)
+    """A plain-text table: words left-aligned, rank and scores right-aligned."""
+    columns = shown_columns(table, wide)
+    cells = [[_cell(v, percent) for v in row] for row in table[columns].itertuples(index=False)]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    right = [c == "rank" or is_score(c) for c in columns]
+
+    def line(values) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w)
+                         for v, w, r in zip(values, widths, right)).rstrip()
+
+    return "\n".join([line(columns)] + [line(row) for row in cells])
 
 
 def _cell(value, percent: bool = False) -> str:

@@ -228,8 +228,13 @@ def test_local_runs_deduplicated_latest_kept(sample, sample_runs, tmp_path):
     from refvps.report.run import load_run
 
     store = tmp_path / "store"
-    first = save_record(_result_of(load_run(sample_runs["shifted"])), store)
-    second = save_record(_result_of(load_run(sample_runs["shifted"])), store)
+    def rerun(created):  # the same predictions scored again later
+        result = _result_of(load_run(sample_runs["shifted"]))
+        result.summary["created"] = created
+        return result
+
+    first = save_record(rerun("2030-01-01T10:00:00+00:00"), store)
+    second = save_record(rerun("2030-01-01T10:05:00+00:00"), store)
     assert first.predictions_digest == second.predictions_digest != ""
     table, _ = build_leaderboard("ref-vps", published=False, results=store)
     assert list(table["reference"]) == [second.run_id]
@@ -238,7 +243,7 @@ def test_local_runs_deduplicated_latest_kept(sample, sample_runs, tmp_path):
     shutil.copytree(sample.predictions["shifted"], copy)
     mask = sorted(copy.rglob("*.png"))[0]
     mask.write_bytes(mask.read_bytes() + b"\0")
-    run = _result_of(load_run(sample_runs["shifted"]))
+    run = rerun("2030-01-01T10:10:00+00:00")
     run.summary["predictions"] = str(copy)
     third = save_record(run, store)
     assert third.predictions_digest != second.predictions_digest

@@ -175,10 +175,15 @@ class AnnotateApp:
             if self.export_to is None:
                 raise HTTPError(HTTPStatus.CONFLICT, "no export target; start the server with "
                                                      "--export-to DATASET_ROOT")
-            from refvps.annotate.export import export_workspace
+            from refvps.annotate.export import ClipExistsError, export_workspace
 
-            dataset = export_workspace(self.ws, self.export_to,
-                                       provenance=s.backend.describe())
+            try:
+                dataset = export_workspace(self.ws, self.export_to,
+                                           provenance=s.backend.describe(),
+                                           replace=bool(body.get("replace", False)))
+            except ClipExistsError as exc:
+                raise HTTPError(HTTPStatus.CONFLICT, f"{exc} (the API: {{\"replace\": true}})",
+                                clip_exists=True) from None
             return _json({"dataset": str(dataset), "clip_id": self.ws.clip_id})
         raise HTTPError(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
 

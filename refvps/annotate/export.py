@@ -16,7 +16,7 @@ a listed clip is replaced, removed first. Every step is one atomic rename:
 3. replacing a listed clip: rewrite the split without it;
 4. for each of the clip's frame folder, annotation folder and provenance file: move the old one
    aside into ``.refvps-export/``, rename the new one in;
-5. ``concepts.json`` (only ever gains entries), then ``meta_expressions.json``;
+5. ``concepts.json`` (it only gains entries), then ``meta_expressions.json``;
 6. mark the journal committed; 7. rewrite the split with the clip; 8. drop the journal and the
    old files.
 
@@ -28,6 +28,7 @@ when the crash came before step 6, forward to the new one after it.
 """
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from datetime import datetime, timezone
@@ -180,6 +181,11 @@ def recover_dataset(dataset: Path) -> str | None:
             else:
                 videos[clip] = entry["old_record"]
             atomic_write_json(meta_path, meta_doc)
+        concepts_path = dataset / CONCEPTS_FILE
+        if entry["old_concepts"] is None:
+            concepts_path.unlink(missing_ok=True)
+        elif _read_json(concepts_path, {}) != entry["old_concepts"]:
+            atomic_write_json(concepts_path, entry["old_concepts"])
         split = _read_split(dataset)
         if entry.get("listed") and clip not in split:
             _write_split(dataset, split + [clip])
@@ -201,7 +207,7 @@ def export_workspace(workspace: str | Path | Workspace, dataset_root: str | Path
     ``replace``. Waits up to ``lock_wait`` seconds for another export into the same dataset.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    clip = clip_id or ws.clip_id
+    clip = ws.clip_id if clip_id is None else clip_id
     problems = check_ready(ws, require_reviewed)
     if clip_id_problem(clip):
         problems.insert(0, Problem(str(ws.root), clip_id_problem(clip)))
@@ -223,6 +229,7 @@ def _export_locked(ws: Workspace, dataset: Path, clip: str, replace: bool,
     meta_path, concepts_path = dataset / META_EXPRESSIONS, dataset / CONCEPTS_FILE
     meta_doc = _read_json(meta_path, {"format": REFVPS_FORMAT_ID, "videos": {}})
     concepts_doc = _read_json(concepts_path, {"groups": [], "concepts": []})
+    old_concepts = copy.deepcopy(concepts_doc) if concepts_path.is_file() else None
     split = _read_split(dataset)
     existed = clip in meta_doc.get("videos", {}) or clip in split
     if existed and not replace:
@@ -257,7 +264,8 @@ def _export_locked(ws: Workspace, dataset: Path, clip: str, replace: bool,
     listed = clip in split
     journal = {"clip": clip, "listed": listed, "committed": False,
                "had": [p.exists() or p.is_symlink() for p in _clip_paths(dataset, clip)],
-               "old_record": meta_doc.get("videos", {}).get(clip)}
+               "old_record": meta_doc.get("videos", {}).get(clip),
+               "old_concepts": old_concepts}
     atomic_write_json(_journal(work), journal)
     checkpoint("export.journal")
     if listed:

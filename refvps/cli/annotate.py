@@ -78,7 +78,8 @@ def export_command(workspace, to, require_reviewed, replace, clip_id):
     ws = Workspace(workspace)
     dataset = export_workspace(ws, to, require_reviewed=require_reviewed, replace=replace,
                                clip_id=clip_id)
-    click.echo(f"exported {clip_id or ws.clip_id}: {len(ws.frames)} frames, {len(ws.anno_frames)} "
+    click.echo(f"exported {ws.clip_id if clip_id is None else clip_id}: {len(ws.frames)} frames, "
+               f"{len(ws.anno_frames)} "
                f"annotation frames -> {dataset}")
 
 

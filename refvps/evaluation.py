@@ -267,7 +267,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
                     "decay_mode": bench.decay_mode, "executor": executor},
         "warnings": sorted({str(w.message) for w in caught})
         + _tolerated_warnings(bench.missing, tolerated),
-        "notes": bench.notes(),
+        "notes": bench.notes() + store.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     result = EvalResult(summary, frames, units, tables)

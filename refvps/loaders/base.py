@@ -18,6 +18,7 @@ import pandas as pd
 
 from refvps.errors import MaskError, Problem, RefvpsError
 from refvps.formats import FRAME_EXT, JPEG_DIR
+from refvps.inputs import read_file
 from refvps.masks import binarize, read_mask_bytes
 from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
                             jf_score, sequence_mean, sequence_recall, temporal_consistency)
@@ -72,10 +73,7 @@ class GroundTruth(ABC):
 
 def read_digested(path: Path, digests: dict[str, str], key: str) -> np.ndarray:
     """Read a mask PNG once, recording the sha256 of its bytes for the data fingerprint."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MaskError(path, "file not found") from None
+    data = read_file(path)
     digests[key] = hashlib.sha256(data).hexdigest()
     return read_mask_bytes(data, str(path))
 

@@ -13,6 +13,7 @@ mean. See docs/benchmarks/mevis.md.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from refvps.errors import MaskError, Problem
+from refvps.inputs import file_problem
 from refvps.formats import FRAME_EXT, JPEG_DIR, MASK_DICT, META_EXPRESSIONS, MEVIS_FOLDER, clean_expression
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask, group_means
 from refvps.loaders.jsonfiles import read_json_object, read_videos, video_record_problems
@@ -130,6 +132,11 @@ class MeViS(Benchmark):
     def frame_path(self, video: str, frame: str) -> Path:
         return self.split_dir / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
 
+    def bind_predictions(self, store) -> None:
+        """Strict mode refuses PNGs OpenCV's grayscale read would misread (RGB, 16-bit, not a
+        PNG); official mode reads whatever the official script's ``cv2.imread`` reads."""
+        store.strict_format = self.missing == "strict"
+
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         videos = self.videos
@@ -187,10 +194,18 @@ class MeViS(Benchmark):
 
     def _check_image_size(self, video: str, frame: str, size: tuple[int, int]) -> list[Problem]:
         path = self.frame_path(video, frame)
-        if not path.is_file():
+        if not os.path.lexists(path):
             return []  # frames are optional for scoring
-        with Image.open(path) as image:
-            width, height = image.size
+        reason = file_problem(path)
+        if reason:
+            return [Problem(str(path), reason)]
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            what = "empty file (0 bytes)" if path.stat().st_size == 0 else \
+                f"unreadable image ({exc.__class__.__name__}: {exc})"
+            return [Problem(str(path), what)]
         if (height, width) != size:
             return [Problem(str(path), f"image is {width}x{height} (WxH) but the video's RLE "
                                        f"masks are {size[1]}x{size[0]}")]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from refvps.errors import MaskError, Problem, RefvpsError
+from refvps.errors import MaskError, Problem, RefvpsError, UsageError
 from refvps.formats import FRAME_EXT, JPEG_DIR
 from refvps.inputs import read_file
 from refvps.masks import binarize, read_mask_bytes
@@ -120,7 +120,7 @@ class Benchmark(ABC):
         self.root = Path(root)
         self.split = split or self.default_split
         if self.split not in self.splits:
-            raise ValueError(f"{self.name}: unknown split {self.split!r}; choose one of "
+            raise UsageError(f"{self.name}: unknown split {self.split!r}; choose one of "
                              f"{', '.join(self.splits)}")
         self.decay_mode = decay_mode
         self.missing = "strict"

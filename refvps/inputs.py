@@ -105,8 +105,9 @@ def too_large(size: int, limit: int = MAX_MASK_BYTES) -> str:
             "for one mask; not read")
 
 
-def read_file(path: str | Path, where: str | None = None, limit: int = MAX_MASK_BYTES) -> bytes:
-    """The bytes of the regular file ``path``, read with a bound.
+def read_file(path: str | Path, where: str | None = None, limit: int = MAX_MASK_BYTES,
+              head: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (its first ``head`` bytes if given), bounded.
 
     Opened non-blocking (a FIFO swapped in after a check cannot hang the read) and checked with
     ``fstat`` on the open descriptor, so what is read is what was checked.
@@ -126,7 +127,7 @@ def read_file(path: str | Path, where: str | None = None, limit: int = MAX_MASK_
         os.close(fd)
         raise
     with os.fdopen(fd, "rb") as handle:
-        return read_bounded(handle, where, limit)
+        return handle.read(head) if head is not None else read_bounded(handle, where, limit)
 
 
 def read_bounded(handle: BinaryIO, where: str, limit: int = MAX_MASK_BYTES) -> bytes:

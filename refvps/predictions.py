@@ -70,8 +70,11 @@ class PredictionStore:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_zip"] = None  # reopened lazily in each worker process
-        state["_files"] = state["_folders"] = state["_layout_files"] = None
-        state["_others"], state["_members"], state["_duplicates"] = {}, {}, {}
+        state["_folders"] = state["_layout_files"] = None
+        if self.is_zip:  # members are re-read from the archive's central directory
+            state["_files"], state["_members"], state["_duplicates"] = None, {}, {}
+        # A folder's listing travels with the store: a worker reads exactly what the presence
+        # check saw, so a file that vanishes in between is a problem, never a silent skip.
         return state
 
     # --- listing ----------------------------------------------------------------------------

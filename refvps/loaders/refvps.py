@@ -80,7 +80,7 @@ class RefVPS(Benchmark):
 
     @classmethod
     def looks_like(cls, path: Path) -> bool:
-        return (path / META_EXPRESSIONS).is_file() and (path / ANNOTATION_DIR).is_dir()
+        return os.path.lexists(path / META_EXPRESSIONS) and (path / ANNOTATION_DIR).is_dir()
 
     # --- metadata ---------------------------------------------------------------------------
     @property

@@ -307,7 +307,7 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
                     "decay_mode": bench.decay_mode, "executor": executor},
         "warnings": sorted({str(w.message) for w in caught})
         + _tolerated_warnings(bench.missing, tolerated),
-        "notes": bench.notes(),
+        "notes": bench.notes() + store.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     return EvalResult(summary, frames, units, tables)

@@ -6,12 +6,14 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from tqdm import tqdm
 
 from refvps.errors import RefvpsError
-from refvps.loaders.base import Benchmark, TaskResult, VideoTask
+
+if TYPE_CHECKING:
+    from refvps.loaders.base import Benchmark, TaskResult, VideoTask
 
 EXECUTORS = ("local", "ray")
 

@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from refvps.errors import MaskError
 from refvps.fileio import atomic_write
 from refvps.formats import voc_palette
+from refvps.pngdecode import decode_labels
 
 _ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
 _MODE_ERRORS = {
@@ -55,12 +56,17 @@ def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
 
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a label mask (uint8, H x W): palette indices or grayscale values."""
-    return _decode(path, str(path))
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return _decode(path, str(path))  # the reference reader reports it
+    return read_mask_bytes(data, str(path))
 
 
 def read_mask_bytes(data: bytes, name: str) -> np.ndarray:
     """Like :func:`read_mask` for a PNG held in memory (e.g. read from a zip)."""
-    return _decode(io.BytesIO(data), name)
+    fast = decode_labels(data)  # None: not a plain mask PNG, PIL decides
+    return fast if fast is not None else _decode(io.BytesIO(data), name)
 
 
 def binarize(mask: np.ndarray) -> np.ndarray:

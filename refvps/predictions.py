@@ -17,6 +17,7 @@ import numpy as np
 
 from refvps.errors import MaskError, Problem, RefvpsError
 from refvps.masks import binarize, read_mask_bytes
+from refvps.pngdecode import decode_cv2_gray_foreground
 
 READERS = ("pil", "cv2-gray")
 """How prediction PNGs are decoded: ``pil`` = palette indices / gray values (DAVIS reader),
@@ -138,6 +139,10 @@ class PredictionStore:
 
 def _decode_cv2_gray(data: bytes, where: str) -> np.ndarray:
     import cv2
+
+    fast = decode_cv2_gray_foreground(data)  # None: not a plain greyscale PNG, OpenCV decides
+    if fast is not None:
+        return fast
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if image is None:

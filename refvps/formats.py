@@ -147,6 +147,7 @@ DAVIS_IMAGESETS_DIR = "ImageSets/2017"
 DAVIS_SEMANTICS = "davis_semantics.json"
 DAVIS_MAX_PROPOSALS = 20
 """The davis2017 unsupervised evaluator refuses sequences with more proposal ids than this."""
+DAVIS_SEMI_FOLDER = "davis-2017"  # DAVIS-2017 semi-supervised VOS (Annotations/480p)
 DAVIS_TEXT_DIR = "davis_text_annotations"
 REFDAVIS_CONVERTED_SPLITS = {"val": "valid", "train": "train"}
 """DAVIS split name -> folder name in the ReferFormer-converted (YouTube-VOS style) tree."""

@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "ref-ytvos": "refvps.loaders.refytvos:RefYouTubeVOS",
     "burst": "refvps.loaders.burst:Burst",
     "vspw": "refvps.loaders.vspw:VSPW",
+    "davis17": "refvps.loaders.davis17:Davis17",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
 

@@ -180,3 +180,11 @@ WORKSPACE_LAYERS = "layers"
 ANNOTATE_JPEG_QUALITY = 95
 PROVENANCE_DIR = "provenance"
 """``<dataset>/provenance/<clip_id>.json``: how an exported clip was made (refvps annotate)."""
+
+# --- A2D-Sentences / JHMDB-Sentences (the COCO-format GT of MTTR's conversion scripts) -------
+A2D_FOLDER = "a2d-sentences"
+A2D_GT_FILE = "a2d_sentences_test_annotations_in_coco_format.json"
+A2D_SAMPLES_FILE = "a2d_sentences_single_frame_test_annotations.json"
+JHMDB_FOLDER = "jhmdb-sentences"
+JHMDB_GT_FILE = "jhmdb_sentences_gt_annotations_in_coco_format.json"
+JHMDB_SAMPLES_FILE = "jhmdb_sentences_samples_metadata.json"

@@ -14,6 +14,8 @@ BENCHMARKS: dict[str, str] = {
     "burst": "refvps.loaders.burst:Burst",
     "vspw": "refvps.loaders.vspw:VSPW",
     "davis17": "refvps.loaders.davis17:Davis17",
+    "a2d-sentences": "refvps.loaders.actor_sentences:A2DSentences",
+    "jhmdb-sentences": "refvps.loaders.actor_sentences:JHMDBSentences",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
 

@@ -137,7 +137,7 @@ def compare_command(run_a, run_b, boot, perm, seed, as_csv, as_json, results):
 @click.option("--clip", "--video", "clip", required=True, help="Clip / video id.")
 @click.option("--exp", "--query", "exp", required=True, help="Expression / query id.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Output video: FILE.mp4 or FILE.gif.")
+              help="Output: FILE.mp4 (H.264), FILE.webm (VP9) or FILE.gif.")
 @click.option("--split", default=None, help="Split (default: the benchmark's evaluation split).")
 @click.option("--fps", type=float, default=6.0, show_default=True, help="Output frame rate.")
 def viz_command(benchmark, data, preds, clip, exp, out, split, fps):

@@ -1,14 +1,13 @@
 """The leaderboard: local runs and published numbers in one ranked table (values in percent)."""
 from __future__ import annotations
 
-import io
 import json
 import math
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
+from refvps.leaderboard.published import LOCAL_SETTING, published_results
 from refvps.leaderboard.records import RunRecord, list_records
 
 PAPER_METRICS: dict[str, tuple[str, ...]] = {"ref-vps": ("J",), "burst": ("J",), "vspw": ("J",)}
@@ -16,33 +15,19 @@ PAPER_METRICS: dict[str, tuple[str, ...]] = {"ref-vps": ("J",), "burst": ("J",),
 DEFAULT_METRICS = ("J&F", "J", "F")
 LOWER_IS_BETTER = frozenset({"TC", "J_decay", "F_decay", "empty_pred_rate"})
 BENCHMARK_ORDER = ("ref-vps", "mevis", "ref-ytvos", "ref-davis", "burst", "vspw")
-COLUMNS = ("rank", "benchmark", "model", "variant", "setting", "split", "source")
-TRAILING = ("reference", "training_data", "notes")
-PUBLISHED_FILE = "published.csv"
+COLUMNS = ("rank", "benchmark", "split", "setting", "model", "variant", "training_data", "source")
+TRAILING = ("reference", "printed_as", "provenance", "cited_in", "notes")
+DETAIL = ("printed_as", "provenance", "cited_in", "notes")
+"""Columns only the machine formats (CSV, JSON) and ``--markdown --wide`` show."""
 
 
 def reported_metrics(benchmark: str) -> tuple[str, ...]:
     return PAPER_METRICS.get(benchmark, DEFAULT_METRICS)
 
 
-def load_published() -> pd.DataFrame:
-    """The bundled numbers printed in the source papers, one row per (result, metric)."""
-    text = resources.files("refvps").joinpath("data", PUBLISHED_FILE).read_text(encoding="utf-8")
-    return pd.read_csv(io.StringIO(text), dtype={"source": str}, keep_default_na=False,
-                       na_values={"value": [""]})
-
-
-def published_rows(table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Published results in wide form: one row per result, one column per metric."""
-    table = load_published() if table is None else table
-    keys = ["benchmark", "split", "model", "variant", "setting", "training_data", "paper",
-            "table", "notes"]
-    wide = table.pivot_table(index=keys, columns="metric", values="value",
-                             aggfunc="first", sort=False).reset_index()
-    wide.columns.name = None
-    wide["source"] = "published"
-    wide["reference"] = wide["paper"].str.split(" \\(", regex=True).str[0] + ", " + wide["table"]
-    return wide.drop(columns=["paper", "table"])
+def published_rows() -> pd.DataFrame:
+    """Published results in wide form, one row per printed result (see ``published``)."""
+    return published_results().assign(source="published")
 
 
 def local_rows(records: list[RunRecord]) -> pd.DataFrame:
@@ -50,7 +35,7 @@ def local_rows(records: list[RunRecord]) -> pd.DataFrame:
     rows = []
     for record in records:
         row = {"benchmark": record.benchmark, "split": record.split, "model": record.name,
-               "variant": "", "setting": "local run", "source": "local",
+               "variant": "", "setting": LOCAL_SETTING, "source": "local",
                "reference": record.run_id, "training_data": "",
                "notes": f"refvps {record.refvps_version}; data {record.data_fingerprint[:12]}"}
         for key, value in record.metrics.items():
@@ -118,7 +103,7 @@ def to_json(table: pd.DataFrame) -> str:
 def to_markdown(table: pd.DataFrame, wide_columns: bool = False) -> str:
     """A GitHub-flavoured Markdown table (no extra dependency)."""
     columns = list(table.columns) if wide_columns else [c for c in table.columns
-                                                       if c not in ("training_data", "notes")]
+                                                       if c not in DETAIL]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for _, row in table[columns].iterrows():
         lines.append("| " + " | ".join(_cell(row[c]).replace("|", "\\|") for c in columns) + " |")
@@ -128,7 +113,7 @@ def to_markdown(table: pd.DataFrame, wide_columns: bool = False) -> str:
 def to_text(table: pd.DataFrame) -> str:
     if table.empty:
         return "(no results: run `refvps eval`, or drop --no-published)"
-    columns = [c for c in table.columns if c not in ("training_data", "notes")]
+    columns = [c for c in table.columns if c not in DETAIL]
     shown = table[columns].copy()
     for column in shown.columns:
         shown[column] = shown[column].map(_cell)

@@ -208,3 +208,16 @@ def test_cli_and_listing(tmp_path):
     listing = CliRunner().invoke(main, ["benchmarks", "--data", str(tmp_path), "--json"])
     record = next(r for r in json.loads(listing.output) if r["benchmark"] == "a2d-sentences")
     assert record["splits"][0]["queries"] == 4 and record["splits"][0]["videos"] == 3
+
+
+def test_published_rows_as_printed_in_vd_it(tmp_path):
+    from refvps.leaderboard.table import build_leaderboard
+
+    a2d, _ = build_leaderboard("a2d-sentences", results=tmp_path)
+    assert list(a2d.columns[a2d.columns.isin(["mAP", "oIoU", "mIoU"])]) == ["mAP", "oIoU", "mIoU"]
+    top = a2d.iloc[0]
+    assert (top["model"], top["mAP"], top["oIoU"], top["mIoU"]) == ("VD-IT", 61.4, 81.5, 73.2)
+    jhmdb, _ = build_leaderboard("jhmdb-sentences", results=tmp_path)
+    claw = jhmdb[jhmdb["model"] == "ClawCraneNet"].iloc[0]  # VD-IT Table 2 prints no mAP for it
+    assert np.isnan(claw["mAP"]) and (claw["oIoU"], claw["mIoU"]) == (64.4, 65.6)
+    assert len(jhmdb) == 11 and jhmdb["reference"].eq("VD-IT Table 2").all()

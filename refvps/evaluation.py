@@ -136,6 +136,8 @@ def _problem_hint(bench: Benchmark, presence: Presence, allow_missing: bool) -> 
     if allow_missing:
         return ""
     if presence.missing:
+        if getattr(bench, "missing_hint", None) is not None:
+            return bench.missing_hint
         return _missing_hint(bench)
     if bench.missing == "strict" and "official" in bench.missing_modes:
         return ("--missing official handles unusable predictions as the official script does "

@@ -12,12 +12,13 @@ from refvps.leaderboard.records import RunRecord, list_records
 
 PAPER_METRICS: dict[str, tuple[str, ...]] = {"ref-vps": ("J",), "burst": ("J",), "vspw": ("J",),
                                              "a2d-sentences": ("mAP", "oIoU", "mIoU"),
-                                             "jhmdb-sentences": ("mAP", "oIoU", "mIoU")}
+                                             "jhmdb-sentences": ("mAP", "oIoU", "mIoU"),
+                                             "vspw-semantic": ("mIoU", "VC8", "VC16")}
 """Metrics each benchmark's papers report; every other benchmark reports J&F, J, F."""
 DEFAULT_METRICS = ("J&F", "J", "F")
 LOWER_IS_BETTER = frozenset({"TC", "J_decay", "F_decay", "empty_pred_rate"})
-BENCHMARK_ORDER = ("ref-vps", "mevis", "ref-ytvos", "ref-davis", "burst", "vspw", "davis17",
-                   "a2d-sentences", "jhmdb-sentences")
+BENCHMARK_ORDER = ("ref-vps", "mevis", "ref-ytvos", "ref-davis", "burst", "vspw", "vspw-semantic",
+                   "davis17", "a2d-sentences", "jhmdb-sentences")
 COLUMNS = ("rank", "benchmark", "split", "setting", "model", "variant", "training_data", "source")
 TRAILING = ("reference", "printed_as", "provenance", "cited_in", "notes")
 DETAIL = ("printed_as", "provenance", "cited_in", "notes")

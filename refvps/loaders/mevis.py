@@ -105,6 +105,13 @@ class MeViS(Benchmark):
     prediction_reader = "cv2-gray"
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
+        root = Path(root)
+        if _is_split_dir(root):  # the official --mevis_exp_path folder, e.g. .../valid_u
+            if split not in (None, root.name):
+                raise ValueError(f"{self.name}: --data points at the {root.name!r} split folder "
+                                 f"but split {split!r} was asked for; pass the MeViS folder "
+                                 f"{root.parent} to choose another split")
+            root, split = root.parent, root.name
         super().__init__(root, split, decay_mode)
         self._videos: dict | None = None
         self._mask_dict: dict | None = None
@@ -117,7 +124,8 @@ class MeViS(Benchmark):
 
     @classmethod
     def looks_like(cls, path: Path) -> bool:
-        return any((path / split / META_EXPRESSIONS).is_file() for split in cls.splits)
+        return _is_split_dir(path) or any((path / split / META_EXPRESSIONS).is_file()
+                                          for split in cls.splits)
 
     # --- metadata ---------------------------------------------------------------------------
     @property
@@ -379,6 +387,11 @@ class _VideoScorer:
                 self.shapes[query.unit] = seen or self.gt.size or next(iter(self.shapes.values()),
                                                                        (1, 1))
         return self.shapes[query.unit]
+
+
+def _is_split_dir(path: Path) -> bool:
+    """Whether ``path`` is one split's folder (``train``, ``valid_u``, ``valid``) itself."""
+    return path.name in MeViS.splits and (path / META_EXPRESSIONS).is_file()
 
 
 def _rle_size(rle: object) -> tuple[int, int] | None:

@@ -21,7 +21,8 @@ def test_published_rows_are_traceable():
                    "printed_as", "paper", "authors", "arxiv", "url", "venue", "year", "table"):
         assert (table[column].str.strip() != "").all(), column
     assert set(table["setting"]) <= set(SETTINGS)
-    assert set(table["benchmark"]) == {"ref-vps", "mevis", "ref-davis", "ref-ytvos", "burst", "vspw"}
+    assert set(table["benchmark"]) == {"ref-vps", "mevis", "ref-davis", "ref-ytvos", "burst", "vspw",
+                                       "davis17", "a2d-sentences", "jhmdb-sentences"}
     assert table["value"].between(0, 100).all()
     assert not table.duplicated(["result", "paper", "table", "metric"]).any()
 
@@ -104,7 +105,7 @@ def test_published_triples_are_consistent_or_flagged():
     full = wide.dropna(subset=["J&F", "J", "F"])
     gap = (full["J&F"] - (full["J"] + full["F"]) / 2).abs()
     off = full[gap > 0.051]
-    assert len(off) == 2  # URVOS and MLRL on Ref-DAVIS, as printed
+    assert len(off) == 4  # URVOS and MLRL on Ref-DAVIS, UniRef++ on DAVIS17, as printed
     assert off["notes"].str.contains("(J+F)/2", regex=False).all()
 
 
@@ -141,7 +142,7 @@ def test_leaderboard_ranks_local_and_published(sample_runs, tmp_path):
     assert "F" in by_f.columns and by_f["F"].is_monotonic_decreasing
     everything, _ = build_leaderboard(results=store)
     assert set(everything["benchmark"]) == {"ref-vps", "mevis", "ref-davis", "ref-ytvos", "burst",
-                                            "vspw"}
+                                            "vspw", "davis17", "a2d-sentences", "jhmdb-sentences"}
     assert list(everything["benchmark"].drop_duplicates())[0] == "ref-vps"
     # one column order for every benchmark: J&F first where it is the ranking metric
     assert [c for c in everything.columns if c in ("J", "F", "J&F", "TC")] == ["J&F", "J", "F",

@@ -168,6 +168,7 @@ def test_official_mode_size_and_unreadable_quirks(root, tmp_path):
     with pytest.raises(ValidationError) as info:
         run(preds, root)
     assert len(info.value.problems) == 4 + 2  # B/2 four frames, C/0 size, C/1 unreadable
+    assert "--missing official" in str(info.value)  # the hint docs/benchmarks/mevis.md promises
     result = run(preds, root, missing="official")
     assert_matches_official(result, preds, root)
     assert result.summary["counts"]["expressions_dropped"] == 2
@@ -302,3 +303,16 @@ def test_malformed_rle_is_reported_with_its_anno_id(root, tmp_path):
     assert [p.what for p in info.value.problems] == [
         "entry 1: malformed RLE (Invalid RLE mask representation)"]
     assert info.value.problems[0].where.endswith("valid_u/mask_dict.json [5]")
+
+
+def test_data_may_be_the_split_folder(root, shifted):
+    """--data .../valid_u (where the official --mevis_exp_path lives) picks that split."""
+    split_dir = root / "mevis" / "valid_u"
+    bench = load_benchmark("mevis", split_dir)
+    assert (bench.root, bench.split) == (root / "mevis", "valid_u")
+    assert run(shifted, split_dir, split=None).metrics == run(shifted, root).metrics
+    with pytest.raises(ValueError, match="split folder"):
+        load_benchmark("mevis", split_dir, split="train")
+    runner = CliRunner().invoke(main, ["eval", "-b", "mevis", "--data", str(split_dir), "--preds",
+                                       str(shifted), "--no-progress", "--no-record", "-j", "1"])
+    assert runner.exit_code == 0, runner.output

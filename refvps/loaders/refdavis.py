@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from refvps.errors import MaskError, Problem
+from refvps.errors import MaskError, Problem, RefvpsError
 from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_MAX_PROPOSALS,
                             DAVIS_RESOLUTION, DAVIS_SEMANTICS, DAVIS_TEXT_DIR,
                             DAVIS_UNSUPERVISED_DIR, FRAME_EXT, IGNORE_LABEL, JPEG_DIR, MASK_EXT,
@@ -111,12 +111,15 @@ class RefDavis(Benchmark):
     unit_weight = "n_objects"  # the protocol averages over objects, not run-sequences
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017",
-                 runs: Sequence[int] = tuple(range(len(REFDAVIS_RUNS)))):
+                 runs: Sequence[int] | None = None):
         super().__init__(root, split, decay_mode)
+        self.runs_given = runs is not None
+        runs = tuple(range(len(REFDAVIS_RUNS))) if runs is None else tuple(runs)
         bad = [r for r in runs if r not in range(len(REFDAVIS_RUNS))]
         if bad or not runs:
             raise ValueError(f"{self.name}: runs must be a non-empty subset of 0..3, got {runs}")
         self.runs = tuple(sorted(set(runs)))
+        self.single_run = False  # predictions are one run folder's contents (<seq>/...)
         self.davis_dir = _davis_dir(self.root)
         converted = REFDAVIS_CONVERTED_SPLITS[self.split]
         self.converted_dir = self.root / converted
@@ -322,16 +325,48 @@ class RefDavis(Benchmark):
     def frame_path(self, video: str, frame: str) -> Path:
         return self.jpeg_dir(video) / f"{frame}{FRAME_EXT}"
 
+    def run_base(self, run_dir: str, seq: str) -> str:
+        """The folder of one run's predictions of ``seq``: ``anno_<k>/<seq>``, or ``<seq>`` when
+        the predictions are a single run folder (as the official evaluator reads them)."""
+        return seq if self.single_run else f"{run_dir}/{seq}"
+
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Indexed layout (ReferFormer): ``anno_<k>/<seq>/<frame>.png``."""
-        return f"{query.query_id}/{query.video}/{frame}{MASK_EXT}"
+        return f"{self.run_base(query.query_id, query.video)}/{frame}{MASK_EXT}"
+
+    def bind_predictions(self, store) -> None:
+        """Recognise a single annotator run folder (``--preds .../anno_0``): sequence folders at
+        its top and no ``anno_<k>`` folder. Its run comes from its name or from ``runs``."""
+        tops = {f.split("/", 1)[0] for f in store.raw_files() if "/" in f}
+        run_dirs = {refdavis_run_dir(r): r for r in range(len(REFDAVIS_RUNS))}
+        if tops & set(run_dirs) or not tops & set(self.sequences()):
+            return
+        named = run_dirs.get(store.path.name.removesuffix(".zip"))
+        if self.runs_given and (len(self.runs) != 1 or named not in (None, self.runs[0])):
+            raise RefvpsError(f"{store.path} holds the predictions of one annotator run"
+                              f"{f' ({refdavis_run_dir(named)})' if named is not None else ''}; "
+                              f"--runs must name that one run, got {list(self.runs)}")
+        if not self.runs_given:
+            if named is None:
+                raise RefvpsError(f"{store.path} holds the predictions of one annotator run; say "
+                                  "which with --runs K (0..3; runs=(K,) in Python)")
+            self.runs = (named,)
+        self.single_run = True
+
+    def tolerated_prediction_paths(self) -> list[str]:
+        """Folders of the runs not selected by ``runs`` may sit beside the scored ones."""
+        if self.single_run:
+            return []
+        return [f"{refdavis_run_dir(run)}/{seq}/{MASK_EXT}" for run in range(len(REFDAVIS_RUNS))
+                if run not in self.runs for seq in self.sequences()]
 
     def required_predictions(self, store, tasks: list[VideoTask]) -> list[str]:
         """Every frame of every run: one indexed PNG, or one PNG in each per-object folder."""
         probes = [path for t in tasks for q in t.queries[:1] for f in q.frames[:1]
-                  for path in (self.prediction_relpath(q, f), f"{q.query_id}/{t.video}/1/{f}.png")]
+                  for path in (self.prediction_relpath(q, f),
+                               f"{self.run_base(q.query_id, t.video)}/1/{f}.png")]
         store.adapt_prefix(probes)
-        layouts = run_layouts(store, tasks)
+        layouts = run_layouts(store, tasks, self.run_base)
         return [path for t in tasks for q in t.queries for f in q.frames
                 for path in layouts[(q.query_id, t.video)].relpaths(f)]
 
@@ -357,7 +392,7 @@ class RefDavis(Benchmark):
     def score_task(self, task: VideoTask, reader, allow_missing: bool = False) -> TaskResult:
         """Score every run of one sequence, frame by frame, decoding its annotation once."""
         gt = self.load_gt(task)
-        layouts = run_layouts(reader, [task])
+        layouts = run_layouts(reader, [task], self.run_base)
         problems: list[Problem] = []
         runs = []
         for query in task.queries:

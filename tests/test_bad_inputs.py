@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 
 import _bad_inputs as bad
@@ -29,7 +30,8 @@ import refvps_fixture as vps_fx
 from refvps.errors import ValidationError
 from refvps.evaluation import evaluate
 from test_burst import build_burst, write_predictions as burst_predictions
-from test_vspw import build_vspw, write_predictions as vspw_predictions
+from test_davis17 import box_labels as davis17_labels, make_davis, write_preds
+from test_vspw import build_vspw, write_png, write_predictions as vspw_predictions
 
 MEVIS_B, MEVIS_A = "5f4e3d2c1b0a", "9e8d7c6b5a4f"
 BURST_VAL = "annotations_burst/val/all_classes.json"
@@ -88,6 +90,17 @@ BENCHES = {
                                         "one")),
         "expressions.1.obj_id: must be an integer string",
         lambda p: (p / "1b2c3d4e5f/0/00005.png").unlink(), "missing 1 required frame(s): 00005"),
+    "davis17": Bench(
+        "davis17", "davis-2017/DAVIS", None,
+        lambda d: bad.resized(d / "Annotations/480p/cat/00002.png"),
+        "cat/00002.png: size 40x33 (WxH) differs from the first frame's 40x30",
+        lambda p: (p / "cat/00003.png").unlink(), "missing 1 required frame(s): 00003"),
+    "vspw-semantic": Bench(
+        "vspw-semantic", "VSPW_480p", None,
+        lambda d: (d / "label_num_dic_final.json").write_text("[]"),
+        "label_num_dic_final.json: expected a JSON object at the top, got a list",
+        lambda p: (p / f"{VSPW_B}/00000101.png").unlink(),
+        "missing 1 required frame(s): 00000101"),
 }
 
 
@@ -111,6 +124,19 @@ def _build(bench: str, root: Path) -> None:
     elif bench == "ref-ytvos":
         ytvos_fx.build_ytvos(root)
         ytvos_fx.write_train_predictions(root / "preds")
+    elif bench == "davis17":
+        frames = [davis17_labels(t) for t in range(6)]
+        make_davis(root, {"bear": frames, "cat": frames})
+        for seq in ("bear", "cat"):
+            write_preds(root / "preds", seq, frames)
+    elif bench == "vspw-semantic":
+        for video in (VSPW_A, VSPW_B):
+            for t in range(4):
+                labels = np.full((18, 22), 1 + t, np.uint8)
+                labels[5:9, 3:7] = 29
+                write_png(root / f"VSPW_480p/data/{video}/mask/{t + 100:08d}.png", labels)
+                write_png(root / f"preds/{video}/{t + 100:08d}.png", labels - 1)
+        (root / "VSPW_480p/val.txt").write_text(f"{VSPW_A}\n{VSPW_B}\n")
 
 
 @pytest.fixture(scope="module")
@@ -554,6 +580,31 @@ CASES = [
          lambda data, preds: (preds / "anno_2/dogs-scale/4").rename(
              preds / "anno_2/dogs-scale/obj4") and None,
          ("anno_2/dogs-scale", "must be named 1..4")),
+    # --- DAVIS-2017 semi-supervised and VSPW semantic ---------------------------------------
+    Case("davis17-split-lists-sequence-twice", "davis17", "data",
+         T("ImageSets/2017/val.txt", "bear\ncat\nbear\n"), ("val.txt:3", "'bear' is listed 2")),
+    Case("davis17-gt-jpeg", "davis17", "data", D("Annotations/480p/bear/00002.png", bad.as_jpeg),
+         ("bear/00002.png", "a JPEG image, not a PNG")),
+    Case("davis17-gt-fifo", "davis17", "data", D("Annotations/480p/bear/00002.png", bad.to_fifo),
+         ("bear/00002.png", "is a FIFO"), cli=True),
+    Case("davis17-gt-16-bit", "davis17", "data",
+         D("Annotations/480p/bear/00002.png", bad.as_16bit), ("bear/00002.png", "16-bit")),
+    Case("davis17-pred-dangling-symlink", "davis17", "preds", P("bear/00002.png", bad.dangling),
+         ("preds/bear/00002.png", "dangling symbolic link")),
+    Case("davis17-pred-directory", "davis17", "preds", P("bear/00002.png", bad.to_dir),
+         ("preds/bear/00002.png", "is a directory")),
+    Case("vspw-semantic-split-lists-video-twice", "vspw-semantic", "data",
+         T("val.txt", f"{VSPW_A}\n{VSPW_A}\n{VSPW_B}\n"), ("val.txt:2", "listed 2 times")),
+    Case("vspw-semantic-gt-fifo", "vspw-semantic", "preds",
+         lambda data, preds: bad.to_fifo(data / f"data/{VSPW_A}/mask/00000102.png"),
+         ("mask/00000102.png", "is a FIFO")),
+    Case("vspw-semantic-pred-fifo", "vspw-semantic", "preds",
+         P(f"{VSPW_A}/00000102.png", bad.to_fifo), (f"{VSPW_A}/00000102.png", "is a FIFO")),
+    Case("vspw-semantic-pred-jpeg", "vspw-semantic", "preds",
+         P(f"{VSPW_A}/00000102.png", bad.as_jpeg),
+         (f"{VSPW_A}/00000102.png", "a JPEG image, not a PNG")),
+    Case("vspw-semantic-pred-symlink-loop", "vspw-semantic", "preds",
+         P(f"{VSPW_A}/00000102.png", bad.loop), (f"{VSPW_A}/00000102.png", "symbolic link loop")),
     # --- Ref-YouTube-VOS (train, scored locally) ---------------------------------------------
     Case("ytvos-obj-id-float-string", "ref-ytvos", "data",
          J(YT_META, bad.put(("videos", "1b2c3d4e5f", "expressions", "0", "obj_id"), "1.7")),
@@ -723,3 +774,25 @@ def test_unknown_split_and_non_positive_workers_are_usage_errors(trees, tmp_path
         assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
         assert "Invalid value for '--workers' / '-j'" in run.stderr
 
+
+
+def test_folder_that_cannot_be_listed_is_a_problem(trees, tmp_path, monkeypatch):
+    """A predictions sub-folder os.scandir refuses (e.g. EACCES; root ignores permissions, so
+    the refusal is injected) is named, not silently skipped as an empty folder."""
+    import refvps.predictions as predictions
+
+    root = tmp_path / "tree"
+    shutil.copytree(trees("ref-vps"), root)
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("vps_0002"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(predictions.os, "scandir", scandir)
+    with pytest.raises(ValidationError) as info:
+        evaluate(root / "preds", "ref-vps", root / "data", workers=1, progress=False)
+    lines = [str(p) for p in info.value.problems]
+    assert any("preds/vps_0002: folder cannot be listed (Permission denied)" in line
+               for line in lines), lines

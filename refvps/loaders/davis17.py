@@ -24,7 +24,7 @@ from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_RESOLUTION,
                             DAVIS_SEMI_FOLDER, FRAME_EXT, IGNORE_LABEL, JPEG_DIR, MASK_EXT,
                             ANNOTATION_DIR)
 from refvps.inputs import check_png, read_file
-from refvps.loaders.jsonfiles import read_name_list
+from refvps.loaders.jsonfiles import read_name_list, read_split_list
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  read_digested)
 from refvps.masks import read_mask_bytes
@@ -124,17 +124,11 @@ class Davis17(Benchmark):
     # --- validation --------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not os.path.lexists(split_file):
-            return [Problem(str(split_file), "split list not found (expected a DAVIS folder with "
-                                             f"{DAVIS_IMAGESETS_DIR} and "
-                                             f"{ANNOTATION_DIR}/{DAVIS_RESOLUTION})")]
         problems: list[Problem] = []
-        seqs = read_name_list(split_file, problems, "sequence")
-        if seqs is None:
-            return problems
-        if not seqs:
-            problems.append(Problem(str(split_file), "the split list names no sequence"))
-        for seq in seqs:
+        seqs = read_split_list(split_file, problems, "sequence", (
+            f"split list not found (expected a DAVIS folder with {DAVIS_IMAGESETS_DIR} and "
+            f"{ANNOTATION_DIR}/{DAVIS_RESOLUTION})"))
+        for seq in seqs or []:
             problems += self._validate_sequence(seq)
         return problems
 

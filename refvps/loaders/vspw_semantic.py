@@ -34,7 +34,7 @@ from refvps.errors import MaskError, Problem
 from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSPW_LABEL_FILE,
                             VSPW_MASK_DIR, VSPW_ORIGIN_DIR)
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask, read_digested
-from refvps.loaders.jsonfiles import read_json_object, read_name_list
+from refvps.loaders.jsonfiles import read_json_object, read_name_list, read_split_list
 from refvps.masks import read_mask_bytes
 
 N_CLASSES = 124
@@ -149,14 +149,10 @@ class VSPWSemantic(Benchmark):
 
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not os.path.lexists(split_file):
-            return [Problem(str(split_file), "split list not found")]
         problems: list[Problem] = []
-        videos = read_name_list(split_file, problems, "video")
+        videos = read_split_list(split_file, problems, "video")
         if videos is None:
             return problems
-        if not videos:
-            problems.append(Problem(str(split_file), "the split list names no video"))
         label_file = self.root / VSPW_LABEL_FILE
         if os.path.lexists(label_file):
             read_json_object(label_file, problems)

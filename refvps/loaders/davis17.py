@@ -24,9 +24,9 @@ from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_RESOLUTION,
                             DAVIS_SEMI_FOLDER, FRAME_EXT, IGNORE_LABEL, JPEG_DIR, MASK_EXT,
                             ANNOTATION_DIR)
 from refvps.inputs import check_png, read_file
-from refvps.loaders.jsonfiles import read_name_list, read_split_list
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  read_digested)
+from refvps.loaders.jsonfiles import read_name_list, read_split_list
 from refvps.masks import read_mask_bytes
 
 MIN_FRAMES = 3  # the protocol scores frames 2..T-1

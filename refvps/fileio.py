@@ -102,8 +102,8 @@ class OutputFolder:
     - a new folder: ``rename(staging, folder)``;
     - replacing one: on Linux one ``renameat2(RENAME_EXCHANGE)`` swaps them (no instant without
       a folder); elsewhere ``rename(folder, old)`` then ``rename(staging, folder)``, so for the
-      instant between the two renames the folder is absent (the next writer puts ``old`` back if
-      a crash hits exactly there).
+      instant between the two renames the folder is absent (an interrupted writer puts ``old``
+      back as it closes; after a kill exactly there, the next writer does).
 
     A killed writer leaves its staging folder in the sibling; the next writer of the same folder
     removes it. After a commit the sibling is removed. Only a folder that is empty or holds
@@ -167,15 +167,21 @@ class OutputFolder:
             raise
         return self
 
-    def _recover(self) -> None:
-        """Undo what a writer killed mid-commit left: put a moved-aside folder back, drop the
-        rest (all under the lock, so no writer is still using them)."""
+    def _put_back(self) -> None:
+        """If the folder was moved aside and its replacement never arrived, move it back."""
         olds = sorted(self.side.glob("old-*"), key=lambda p: p.stat().st_mtime)
         if olds and not self.path.exists():
             olds.pop().rename(self.path)
+
+    def _recover(self) -> None:
+        """Undo what a writer killed mid-commit left: put a moved-aside folder back, drop the
+        rest (all under the lock, so no writer is still using them)."""
+        self._put_back()
         for leftover in self.side.iterdir():
-            if leftover.name != "lock":
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            elif leftover.name != "lock":
+                leftover.unlink()
 
     # --- writing --------------------------------------------------------------------------
     def commit(self) -> None:
@@ -210,6 +216,7 @@ class OutputFolder:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
         if self._lock is not None and self._lock.held:
+            self._put_back()
             self._lock.release(remove=True)
             try:
                 self.side.rmdir()

@@ -13,6 +13,10 @@ BENCHMARKS: dict[str, str] = {
     "ref-ytvos": "refvps.loaders.refytvos:RefYouTubeVOS",
     "burst": "refvps.loaders.burst:Burst",
     "vspw": "refvps.loaders.vspw:VSPW",
+    "vspw-semantic": "refvps.loaders.vspw_semantic:VSPWSemantic",
+    "davis17": "refvps.loaders.davis17:Davis17",
+    "a2d-sentences": "refvps.loaders.actor_sentences:A2DSentences",
+    "jhmdb-sentences": "refvps.loaders.actor_sentences:JHMDBSentences",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
 

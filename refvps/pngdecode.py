@@ -121,10 +121,14 @@ def _unfilter(png: _Png) -> np.ndarray | None:
     later = np.flatnonzero(filters >= 3).tolist()
     while not done.all():
         ready = [row for row in later if row == 0 or done[row - 1]]
+        paeth = np.asarray([row for row in ready if filters[row] == 4], np.int64)
+        if paeth.size:
+            above = np.where((paeth > 0)[:, None], out[np.maximum(paeth - 1, 0)], 0)
+            out[paeth] = _paeth_rows(rows[paeth], above.astype(np.uint8))
         for row in ready:
-            above = out[row - 1] if row else np.zeros(stride, np.uint8)
-            row_filter = _paeth_row if filters[row] == 4 else _average_row
-            out[row] = row_filter(rows[row], above)
+            if filters[row] == 3:
+                above = out[row - 1] if row else np.zeros(stride, np.uint8)
+                out[row] = _average_row(rows[row], above)
             done[row] = True
         later = [row for row in later if not done[row]]
         _undo_up_runs(out, up, done)
@@ -178,35 +182,46 @@ def _undo_up_runs(out: np.ndarray, up: np.ndarray, done: np.ndarray) -> None:
     done[index] = True
 
 
-def _paeth_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
-    """Undo Paeth on one row: where the pixels above and above-left are equal the predictor
-    is the left pixel (a prefix sum, as for Sub), so only the other positions, few in a mask,
-    need the full rule, one by one."""
+def _paeth_rows(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Undo Paeth on rows whose rows above are known (``raw``, ``above``: k x stride uint8).
+
+    Where the pixels above and above-left are equal the predictor is the left pixel, so a row
+    is a prefix sum (as for Sub) between the positions where the row above changes; those
+    positions, few in a mask, take the full rule, the j-th of every row at the same time.
+    """
+    n_rows, stride = raw.shape
     b = above.astype(np.int64)
-    c = np.concatenate(([0], b[:-1]))
-    special = np.flatnonzero(b != c)
-    prefix = np.cumsum(raw, dtype=np.int64)
-    if special.size == 0:
-        return (prefix % 256).astype(np.uint8)
-    # Only the special positions' values enter the loop (prefix[-1] stands for 0 at x = 0).
-    before = np.where(special > 0, prefix[special - 1], 0).tolist()
-    at = prefix[special].tolist()
-    values_raw, ups, up_lefts = raw[special].tolist(), b[special].tolist(), c[special].tolist()
-    value, prefix_there = 0, 0  # value and prefix at the last special position, none yet
-    bases = [0]
-    for k, x in enumerate(special.tolist()):
-        left = 0 if x == 0 else (value + before[k] - prefix_there) % 256
-        up, up_left = ups[k], up_lefts[k]
-        p = left + up - up_left
-        pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-        predictor = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
-        value = (values_raw[k] + predictor) % 256
-        prefix_there = at[k]
-        bases.append(value - prefix_there)
-    # Between special positions: value[x] = base + prefix[x], with one base per run.
-    run = np.zeros(raw.shape[0], np.int64)
-    run[special] = 1
-    return ((np.asarray(bases, np.int64)[np.cumsum(run)] + prefix) % 256).astype(np.uint8)
+    c = np.zeros_like(b)
+    c[:, 1:] = b[:, :-1]
+    special = b != c
+    prefix = np.cumsum(raw, axis=1, dtype=np.int64)
+    counts = special.sum(axis=1)
+    rows_of, xs = np.nonzero(special)  # row-major: each row's positions in order
+    n_max = int(counts.max(initial=0))
+    bases = np.zeros((n_rows, n_max + 1), np.int64)  # base 0 before a row's first position
+    if n_max:
+        order = np.arange(rows_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        grid = np.full((n_rows, n_max), -1, np.int64)
+        grid[rows_of, order] = xs
+        value = np.zeros(n_rows, np.int64)  # at the last special position of each row
+        prefix_there = np.zeros(n_rows, np.int64)
+        every = np.arange(n_rows)
+        for j in range(n_max):
+            x = grid[:, j]
+            live = x >= 0
+            x_safe = np.where(live, x, 0)
+            before = np.where(x_safe > 0, prefix[every, x_safe - 1], 0)
+            left = np.where(x_safe > 0, (value + before - prefix_there) % 256, 0)
+            up, up_left = b[every, x_safe], c[every, x_safe]
+            p = left + up - up_left
+            pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+            predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+            new_value = (raw[every, x_safe].astype(np.int64) + predictor) % 256
+            value = np.where(live, new_value, value)
+            prefix_there = np.where(live, prefix[every, x_safe], prefix_there)
+            bases[:, j + 1] = np.where(live, value - prefix_there, 0)
+    run = np.cumsum(special, axis=1)  # how many special positions up to x
+    return ((np.take_along_axis(bases, run, axis=1) + prefix) % 256).astype(np.uint8)
 
 
 def _average_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Reading follows the DAVIS reference reader: ``np.array(PIL.Image.open(path))``, so a palette
 PNG yields its indices and an ``L`` PNG its values. Inputs the reference readers would silently
-misread (RGB, RGBA, 16-bit, unreadable) raise :class:`~refvps.errors.MaskError` naming the file.
+misread (RGB, RGBA, 16-bit, unreadable) raise :class:`~refvps.errors.MaskError` naming the file;
+files are read and recognised as PNGs by :mod:`refvps.inputs` before Pillow decodes them.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from refvps.errors import MaskError
 from refvps.fileio import atomic_write
 from refvps.formats import voc_palette
+from refvps.inputs import check_png, read_file
 
 _ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
 _MODE_ERRORS = {
@@ -30,7 +32,7 @@ _MODE_ERRORS = {
 }
 
 
-def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
+def _decode(source: BinaryIO, name: str) -> np.ndarray:
     try:
         with Image.open(source) as image:
             mode = image.mode
@@ -40,11 +42,11 @@ def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
             array = np.array(image)
     except MaskError:
         raise
-    except FileNotFoundError:
-        raise MaskError(name, "file not found") from None
     except UnidentifiedImageError:
         raise MaskError(name, "unreadable image (not a recognised image format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise MaskError(name, f"refused by Pillow's decompression-bomb guard ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MaskError(name, f"unreadable image ({exc.__class__.__name__}: {exc})") from None
     if array.dtype == bool:
         array = array.astype(np.uint8)
@@ -55,11 +57,12 @@ def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
 
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a label mask (uint8, H x W): palette indices or grayscale values."""
-    return _decode(path, str(path))
+    return read_mask_bytes(read_file(path), str(path))
 
 
 def read_mask_bytes(data: bytes, name: str) -> np.ndarray:
     """Like :func:`read_mask` for a PNG held in memory (e.g. read from a zip)."""
+    check_png(data, name)
     return _decode(io.BytesIO(data), name)
 
 

@@ -254,10 +254,10 @@ def test_dataset_problems_are_all_reported(root, tmp_path):
 
     problems = [str(p) for p in _edit_split(root, tmp_path, edit).validate()]
     expected = ["anno_id 99 of 5f4e3d2c1b0a/0 is not in mask_dict.json",
-                "'anno_id' must be a list of integers",
-                "expression '4' has no text",
+                "expressions.2.anno_id: must be a list of integers",
+                "expressions.4.exp: must be a non-empty text",
                 "expected a list of 4 entries (one per frame of 5f4e3d2c1b0a)",
-                "entry 1 is neither null nor an RLE object",
+                "mask_dict.json: 5.1: neither null nor an RLE object",
                 "the RLE masks of this video have different sizes (WxH: 44x31, 45x31)"]
     assert_each_once(problems, expected)
 

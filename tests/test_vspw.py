@@ -274,7 +274,7 @@ def test_dataset_problems(tmp_path):
     assert "00000167.png: unreadable image" in text
     assert "00001174.png: size 10x10 (WxH) differs from the video's 17x29" in text
     assert "mask folder of video '404_missingVideo' not found" in text
-    assert "stuff class 'sky' should have raw id 29, found '30'" in text
+    assert "stuff class 'sky' should have raw id 29, found \"30\"" in text
     (data / "val.txt").unlink()
     assert "split list not found" in str(load_benchmark("vspw", data).validate()[0])
 

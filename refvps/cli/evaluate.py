@@ -15,7 +15,7 @@ from refvps.metrics.sequence import DECAY_MODES
 @click.option("--preds", required=True, type=click.Path(exists=True),
               help="Predictions folder or .zip (<video>/<query>/<frame>.png).")
 @click.option("--split", default=None, help="Split (default: the benchmark's evaluation split).")
-@click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 @click.option("--allow-missing", is_flag=True,
               help="Score missing prediction frames as empty masks (counted in the output).")
 @click.option("--missing", type=click.Choice(["strict", "official"]), default=None,
@@ -44,7 +44,10 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
     """
     from refvps.evaluation import evaluate
     from refvps.leaderboard import save_record
+    from refvps.leaderboard.records import check_store
 
+    if not no_record:
+        check_store(results)  # a store that cannot be written fails now, not after scoring
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
                       progress=not no_progress, decay_mode=decay_mode, out=out, name=name,
                       executor=executor, address=address, missing=missing,
@@ -83,7 +86,7 @@ def sample_command(out, no_predictions):
 @click.command("demo")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
               help="Where to write the sample (default: a per-user cache folder).")
-@click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def demo_command(directory, workers, as_json):
     """Generate the sample benchmark and score every reference predictor on it."""

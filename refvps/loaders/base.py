@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from refvps.errors import MaskError, Problem, RefvpsError
+from refvps.errors import MaskError, Problem, RefvpsError, UsageError
 from refvps.formats import FRAME_EXT, JPEG_DIR
+from refvps.inputs import read_file
 from refvps.masks import binarize, read_mask_bytes
 from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
                             jf_score, sequence_mean, sequence_recall, temporal_consistency)
@@ -72,10 +73,7 @@ class GroundTruth(ABC):
 
 def read_digested(path: Path, digests: dict[str, str], key: str) -> np.ndarray:
     """Read a mask PNG once, recording the sha256 of its bytes for the data fingerprint."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MaskError(path, "file not found") from None
+    data = read_file(path)
     digests[key] = hashlib.sha256(data).hexdigest()
     return read_mask_bytes(data, str(path))
 
@@ -122,7 +120,7 @@ class Benchmark(ABC):
         self.root = Path(root)
         self.split = split or self.default_split
         if self.split not in self.splits:
-            raise ValueError(f"{self.name}: unknown split {self.split!r}; choose one of "
+            raise UsageError(f"{self.name}: unknown split {self.split!r}; choose one of "
                              f"{', '.join(self.splits)}")
         self.decay_mode = decay_mode
         self.missing = "strict"

@@ -63,11 +63,11 @@ class RunLayout:
         paths = self.relpaths(frame)
         n_ids = len(paths) if self.per_object else 0
         for index, relpath in enumerate(paths, 1):
-            data = reader.read_bytes(relpath)
-            if data is None:
-                missing.add(index)
-                continue
             try:
+                data = reader.read_bytes(relpath)
+                if data is None:
+                    missing.add(index)
+                    continue
                 labels = read_mask_bytes(data, reader.describe(relpath))
             except MaskError as exc:
                 return Problem(exc.path, exc.what)

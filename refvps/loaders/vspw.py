@@ -18,7 +18,7 @@ that video's GT included, GT classes without a folder skipped), both counted and
 """
 from __future__ import annotations
 
-import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSP
                             class_phrase)
 from refvps.loaders.base import GroundTruth, Query, TaskResult, VideoTask, read_digested
 from refvps.loaders.classwise import ClassAveragedBenchmark
+from refvps.loaders.jsonfiles import read_json_object, read_name_list, show
 from refvps.masks import read_mask
 
 STUFF_BY_RAW = {stuff_id + 1: name for stuff_id, name in VSPW_STUFF_CLASSES}
@@ -105,11 +106,9 @@ class VSPW(ClassAveragedBenchmark):
 
     def video_ids(self) -> list[str]:
         """Videos of the split list (lines stripped, blank lines skipped, order kept)."""
-        try:
-            text = self.split_file().read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not os.path.lexists(self.split_file()):
             return []
-        return [name for name in (line.strip() for line in text.splitlines()) if name]
+        return read_name_list(self.split_file(), [], "video") or []
 
     def mask_dir(self, video: str) -> Path:
         return self.root / VSPW_DATA_DIR / video / VSPW_MASK_DIR
@@ -157,14 +156,14 @@ class VSPW(ClassAveragedBenchmark):
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not split_file.is_file():
+        if not os.path.lexists(split_file):
             return [Problem(str(split_file), "split list not found")]
-        videos = self.video_ids()
         problems: list[Problem] = []
+        videos = read_name_list(split_file, problems, "video")
+        if videos is None:
+            return problems
         if not videos:
             problems.append(Problem(str(split_file), "the split list names no video"))
-        if len(set(videos)) != len(videos):
-            problems.append(Problem(str(split_file), "a video is listed twice"))
         for _stems, _raws, video_problems in self.scan().values():
             problems += video_problems
         problems += self._check_label_names()
@@ -173,15 +172,16 @@ class VSPW(ClassAveragedBenchmark):
     def _check_label_names(self) -> list[Problem]:
         """When ``label_num_dic_final.json`` is present, the stuff table must agree with it."""
         path = self.root / VSPW_LABEL_FILE
-        if not path.is_file():
+        if not os.path.lexists(path):
             return []
-        try:
-            names = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return [Problem(str(path), f"malformed JSON ({exc})")]
-        return [Problem(str(path), f"stuff class {name!r} should have raw id {raw}, "
-                                   f"found {names.get(name)!r}")
-                for raw, name in STUFF_BY_RAW.items() if str(names.get(name)) != str(raw)]
+        problems: list[Problem] = []
+        names = read_json_object(path, problems)
+        if names is None:
+            return problems
+        return [Problem(f"{path}: {name}", f"stuff class {name!r} should have raw id {raw}, "
+                                           f"found {show(names.get(name))}")
+                for raw, name in STUFF_BY_RAW.items() if str(names.get(name)) != str(raw)
+                or isinstance(names.get(name), (bool, float))]
 
     # --- tasks ------------------------------------------------------------------------------
     def tasks(self) -> list[VideoTask]:

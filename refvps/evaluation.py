@@ -236,7 +236,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         result = _evaluate(preds, benchmark, data, split, workers=workers,
                            allow_missing=allow_missing, executor=executor, progress=progress,
                            decay_mode=decay_mode, name=name, address=address, missing=missing,
-                           started=started)
+                           runs=runs, started=started)
         if output is not None:
             result.write(output)
     finally:
@@ -246,7 +246,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
 
 
 def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor, progress,
-              decay_mode, name, address, missing, started) -> EvalResult:
+              decay_mode, name, address, missing, runs, started) -> EvalResult:
     from refvps import __version__
     from refvps.executors import score_tasks
 

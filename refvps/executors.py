@@ -11,12 +11,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from tqdm import tqdm
 
 from refvps.errors import RefvpsError
-from refvps.loaders.base import Benchmark, TaskResult, VideoTask
+
+if TYPE_CHECKING:
+    from refvps.loaders.base import Benchmark, TaskResult, VideoTask
 
 EXECUTORS = ("local", "ray")
 

@@ -18,6 +18,7 @@ from refvps.errors import MaskError
 from refvps.fileio import atomic_write
 from refvps.formats import voc_palette
 from refvps.inputs import check_png, read_file
+from refvps.pngdecode import decode_labels
 
 _ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
 _MODE_ERRORS = {
@@ -63,7 +64,8 @@ def read_mask(path: str | Path) -> np.ndarray:
 def read_mask_bytes(data: bytes, name: str) -> np.ndarray:
     """Like :func:`read_mask` for a PNG held in memory (e.g. read from a zip)."""
     check_png(data, name)
-    return _decode(io.BytesIO(data), name)
+    fast = decode_labels(data)  # None: not a plain mask PNG, PIL decides
+    return fast if fast is not None else _decode(io.BytesIO(data), name)
 
 
 def binarize(mask: np.ndarray) -> np.ndarray:
@@ -108,7 +110,9 @@ def rle_encode(mask: np.ndarray) -> dict:
 
 
 def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode COCO RLE to a bool H x W mask; ``rle`` may be a dict or a bare counts string."""
+    """Decode COCO RLE to a bool H x W mask (C order); ``rle`` may be a dict or a bare counts
+    string."""
+    import cv2
     from pycocotools import mask as mask_utils
 
     if isinstance(rle, (str, bytes)):
@@ -124,4 +128,8 @@ def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> 
     decoded = mask_utils.decode(rle)  # ValueError for runs longer than H x W
     if decoded.max(initial=0) > 1:  # runs shorter than H x W leave the buffer uninitialised
         raise ValueError("malformed RLE: its runs do not cover the H x W mask")
-    return decoded.astype(bool)
+    if decoded.size == 0:
+        return np.zeros(decoded.shape, bool)
+    # pycocotools fills the mask column by column (Fortran order); every later operation (a
+    # union, a comparison with a C-order prediction) runs many times faster in C order.
+    return cv2.transpose(decoded.T).view(bool)

@@ -21,6 +21,7 @@ from refvps.errors import InputFileError, MaskError, Problem, RefvpsError
 from refvps.inputs import (MAX_MASK_BYTES, PngHeader, check_png, file_problem, read_bounded,
                            read_file, too_large)
 from refvps.masks import binarize, read_mask_bytes
+from refvps.pngdecode import decode_cv2_gray_foreground
 
 READERS = ("pil", "cv2-gray")
 """How prediction PNGs are decoded: ``pil`` = palette indices / gray values (DAVIS reader),
@@ -274,6 +275,9 @@ def _check_gray_readable(header: PngHeader, where: str) -> None:
 def _decode_cv2_gray(data: bytes, where: str) -> np.ndarray:
     import cv2
 
+    fast = decode_cv2_gray_foreground(data)  # None: not a plain greyscale PNG, OpenCV decides
+    if fast is not None:
+        return fast
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     except cv2.error as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from refvps.cli.common import benchmark_option, data_option, executor_options, results_option
-from refvps.metrics.sequence import DECAY_MODES
+from refvps.metrics.modes import DECAY_MODES
 
 
 @click.command("eval")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask
+_BASE_NAMES = ("Benchmark", "GroundTruth", "Query", "TaskResult", "VideoTask")
 
 BENCHMARKS: dict[str, str] = {
     "ref-vps": "refvps.loaders.refvps:RefVPS",
@@ -19,6 +19,13 @@ BENCHMARKS: dict[str, str] = {
     "jhmdb-sentences": "refvps.loaders.actor_sentences:JHMDBSentences",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
+
+
+def __getattr__(name: str):
+    """The base classes, imported on first use (the command line only needs the names)."""
+    if name in _BASE_NAMES:
+        return getattr(importlib.import_module("refvps.loaders.base"), name)
+    raise AttributeError(f"module 'refvps.loaders' has no attribute {name!r}")
 
 
 def benchmark_class(name: str) -> type[Benchmark]:

@@ -52,16 +52,23 @@ class _SequenceGT(GroundTruth):
         self.digests: dict[str, str] = {}
 
     def target(self, query: Query, frame: str) -> tuple[np.ndarray, None]:
+        """Each track belongs to one category, so each RLE is decoded once; a lone track is
+        returned as decoded (C order), several are OR-ed into one new mask."""
         index = self.frame_index[frame]
-        union = np.zeros(self.size, dtype=bool)
+        masks = []
         for track, entry in self.segmentations[index].items():
             if self.track_category.get(track) != query.target[0]:
                 continue
-            try:
-                union |= rle_decode(entry["rle"], self.size)
+            try:  # a bare counts string decodes at the sequence's size
+                masks.append(rle_decode(entry["rle"], self.size))
             except (ValueError, TypeError) as exc:
                 raise MaskError(f"{self.where} [frame {index}, track {track}]",
                                 f"undecodable RLE ({exc})") from None
+        if len(masks) == 1:
+            return masks[0], None
+        union = np.zeros(self.size, dtype=bool)
+        for mask in masks:
+            union |= mask
         return union, None
 
 

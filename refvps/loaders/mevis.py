@@ -33,7 +33,11 @@ MISSING_COUNTS = ("videos_missing_scored_zero", "expressions_scored_zero", "expr
 
 
 class _VideoMasks(GroundTruth):
-    """The RLE masks of one video's objects, decoded one frame at a time (one frame held)."""
+    """The RLE masks of one video's objects, decoded one frame at a time (one frame held).
+
+    Each (object, frame) is decoded once and each union once per frame, whatever the number of
+    expressions sharing them; the arrays handed out are read-only because they are shared.
+    """
 
     def __init__(self, frames: tuple[str, ...], rles: dict[int, list],
                  size: tuple[int, int] | None, source: str):
@@ -43,7 +47,8 @@ class _VideoMasks(GroundTruth):
         self.size = size
         self.digests: dict[str, str] = {}
         self._frame = -1
-        self._decoded: dict[int, np.ndarray] = {}
+        self._decoded: dict[int, np.ndarray | None] = {}
+        self._unions: dict[tuple, np.ndarray] = {}
 
     def has_mask(self, query: Query) -> bool:
         """Whether any frame of ``query`` has a non-null RLE (the official decode would run)."""
@@ -51,24 +56,33 @@ class _VideoMasks(GroundTruth):
 
     def _object(self, anno: int, t: int) -> np.ndarray | None:
         if t != self._frame:
-            self._frame, self._decoded = t, {}
+            self._frame, self._decoded, self._unions = t, {}, {}
         if anno not in self._decoded:
             rle = self.rles[anno][t]
             try:
-                self._decoded[anno] = rle_decode(rle) if rle else None
+                mask = rle_decode(rle) if rle else None
             except (ValueError, TypeError) as exc:
                 raise MaskError(f"{self.source} [{anno}]", f"entry {t}: malformed RLE "
                                                            f"({exc})") from None
+            if mask is not None:
+                mask.flags.writeable = False
+            self._decoded[anno] = mask
         return self._decoded[anno]
 
     def target_at(self, query: Query, t: int, shape: tuple[int, int]) -> np.ndarray:
         """Union of the query's objects on frame index ``t`` (empty ``shape`` mask if none)."""
-        fg = np.zeros(shape, bool)
-        for anno in query.target:
-            mask = self._object(anno, t)
-            if mask is not None:
-                fg |= mask
-        return fg
+        masks = [mask for anno in query.target if (mask := self._object(anno, t)) is not None]
+        if len(masks) == 1 and masks[0].shape == shape:
+            return masks[0]
+        key = (query.target, shape)
+        union = self._unions.get(key)
+        if union is None:
+            union = np.zeros(shape, bool)
+            for mask in masks:
+                union |= mask
+            union.flags.writeable = False
+            self._unions[key] = union
+        return union
 
     def target(self, query: Query, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
         return self.target_at(query, self.index[frame], self.size or (1, 1)), None

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from refvps.errors import MaskError, Problem
-from refvps.executors import default_workers
 from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSPW_LABEL_FILE,
                             VSPW_MASK_DIR, VSPW_ORIGIN_DIR, VSPW_REM_PRED_DIR, VSPW_STUFF_CLASSES,
                             class_phrase)
@@ -120,7 +119,7 @@ class VSPW(ClassAveragedBenchmark):
         """Per video: (sorted mask stems, raw stuff values present, problems); decoded once."""
         if self._scan is None:
             videos = self.video_ids()
-            workers = self.workers or default_workers()
+            workers = self.workers or os.cpu_count() or 1  # threads reading PNGs
             with ThreadPoolExecutor(max_workers=max(1, min(workers, len(videos) or 1))) as pool:
                 self._scan = dict(zip(videos, pool.map(self._scan_video, videos)))
         return self._scan

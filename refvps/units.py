@@ -1,7 +1,7 @@
 """The one unit convention of refvps output: scores are fractions in [0, 1], percent on request.
 
 Every score refvps computes, stores and prints (J, F, J&F, recall, decay, TC, empty-prediction
-rate) is a fraction: the per-frame kernels, ``summary.json``, the per-unit tables, run records,
+rate; mAP, AP, overall / mean IoU, precision@K; VSPW mIoU and VC) is a fraction: the per-frame kernels, ``summary.json``, the per-unit tables, run records,
 and the output of ``eval``, ``runs``, ``report``, ``compare`` and ``leaderboard``. ``--percent``
 on those commands multiplies scores by 100, the way papers print them (TC then reads as REM's
 "Temp. Con." in percent points). Counts (``TC_units``, ``n_classes``, ...) are never scaled.
@@ -14,7 +14,8 @@ import re
 
 import pandas as pd
 
-SCORE = re.compile(r"^(J&F|J|F|TC)(_(recall|decay|mean|std))?$|^empty_pred_rate$")
+SCORE = re.compile(r"^(J&F|J|F|TC)(_(recall|decay|mean|std))?$|^empty_pred_rate$"
+                   r"|^(mAP|AP50|AP75|AP_[SML]|oIoU|mIoU|VC8|VC16)$|^P@0\.[5-9]$")
 """Keys that hold a score (a fraction); everything else numeric is a count or a label."""
 FRACTION, PERCENT = "fraction", "percent"
 

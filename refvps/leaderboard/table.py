@@ -26,9 +26,9 @@ PAPER_METRICS: dict[str, tuple[str, ...]] = {"ref-vps": ("J",), "burst": ("J",),
 """Metrics each benchmark's papers report; every other benchmark reports J&F, J, F."""
 DEFAULT_METRICS = ("J&F", "J", "F")
 METRIC_ORDER = ("J&F", "J", "F", "TC")
-"""Metric columns in this order in every table: where a benchmark's papers report J&F, J&F is
-both its first column and its ranking metric; where they report only J, the J&F column is empty
-and J comes first."""
+"""Metric columns in this order in every table (other benchmarks' metrics follow, in the order of
+:data:`PAPER_METRICS`): where a benchmark's papers report J&F, J&F is both its first column and
+its ranking metric; where they report only J, the J&F column is empty and J comes first."""
 LOWER_IS_BETTER = frozenset({"TC", "J_decay", "F_decay", "empty_pred_rate"})
 BENCHMARK_ORDER = ("ref-vps", "mevis", "ref-ytvos", "ref-davis", "burst", "vspw", "vspw-semantic",
                    "davis17", "a2d-sentences", "jhmdb-sentences")
@@ -92,7 +92,9 @@ def build_leaderboard(benchmark: str | None = None, metric: str | None = None,
         if setting == "standard":
             keep |= table["setting"] == LOCAL_SETTING
         table = table[keep]
-    metrics = [m for m in METRIC_ORDER if m in _shown_metrics(table)]
+    shown = _shown_metrics(table)
+    metrics = [m for m in dict.fromkeys((*METRIC_ORDER, *(m for ms in PAPER_METRICS.values()
+                                                           for m in ms))) if m in shown]
     if metric and metric not in metrics:
         metrics.insert(0, metric)
     for name in metrics:

@@ -179,3 +179,7 @@ WORKSPACE_LAYERS = "layers"
 ANNOTATE_JPEG_QUALITY = 95
 PROVENANCE_DIR = "provenance"
 """``<dataset>/provenance/<clip_id>.json``: how an exported clip was made (refvps annotate)."""
+WORKSPACE_TOKEN = "token"
+"""The annotation server's access token, kept (owner-only) so a restart keeps open pages valid."""
+WORKSPACE_BACKEND = "backend.json"
+"""The backend of the latest annotation session (its provenance), read by every export path."""

@@ -176,6 +176,8 @@ WORKSPACE_STATE = "state.json"
 """Rewritten atomically after every edit: per-frame pointers, prompts, flags, history, metadata."""
 WORKSPACE_FRAMES = "frames"
 WORKSPACE_LAYERS = "layers"
+WORKSPACE_LOCK = "server.lock"
+"""Held (an OS file lock) by the one annotation server allowed on a workspace; names its pid."""
 ANNOTATE_JPEG_QUALITY = 95
 PROVENANCE_DIR = "provenance"
 """``<dataset>/provenance/<clip_id>.json``: how an exported clip was made (refvps annotate)."""

@@ -33,7 +33,7 @@ def _region(core: tuple[float, float, float, float], margin: float, h: int,
 class OpenCVBackend(Backend):
     name = "opencv"
     grabcut_iterations = 4
-    work_side = 320
+    work_side = 256
     """GrabCut runs on the region around the prompts shrunk to at most this many pixels a side."""
 
     def __init__(self) -> None:

@@ -17,8 +17,9 @@ const OPACITIES = [0, 0.3, 0.55, 0.8, 1];
 const MODES = ["both", "fill", "outline"];
 const PALETTE = ["#1e90ff", "#ff2bd6", "#00e676", "#ff8c00", "#00e5ff"];
 const IGNORE_RGB = [255, 214, 0];
-// measured by benchmarks/annotate_latency.py: pointer event -> marker painted, -> mask shown
-window.refvpsMetrics = {markerMs: [], maskMs: []};
+// measured by benchmarks/annotate_latency.py: pointer event -> marker painted, -> the server's
+// answer, -> the new mask painted
+window.refvpsMetrics = {markerMs: [], answerMs: [], maskMs: []};
 
 class HttpError extends Error {
   constructor(status, data) {
@@ -102,6 +103,17 @@ function loadImage(src) {
   });
 }
 
+const frameCache = new Map();  // name -> loaded frame image (the frames never change)
+async function frameImage(name) {
+  let img = frameCache.get(name);
+  if (!img) {
+    img = await loadImage(`/frames/${name}.jpg?token=${token}`);
+    frameCache.set(name, img);
+    if (frameCache.size > 96) frameCache.delete(frameCache.keys().next().value);
+  }
+  return img;
+}
+
 function hexRgb(hex) { return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)); }
 
 function pickContrast(img, labels) {
@@ -182,7 +194,7 @@ async function show(index) {
   renderStrip();
   saveView();
   try {
-    const img = await loadImage(`/frames/${name}.jpg?token=${token}`);
+    const img = await frameImage(name);
     const overlay = anno ? await loadImage(`/api/frame/${name}/overlay.png?token=${token}&rev=${anno.rev}`) : null;
     if (seq !== showSeq) return;  // a newer request won
     S.frameImg = img;
@@ -422,6 +434,7 @@ async function pump() {
         continue;
       }
       S.queue.shift();
+      if (a.t0 !== undefined) window.refvpsMetrics.answerMs.push(performance.now() - a.t0);
       try { await a.done(out); } catch (e) { say(`${a.label}: done, but the page could not show it: ${e.message}`, true); }
     }
   } finally {
@@ -457,7 +470,7 @@ function frameEdit(path, body, label, extra = {}) {
   const t0 = extra.t0;
   enqueue({
     path: `/api/frame/${frame}/${path}`, body, frame, label: `${label} on ${frame}`,
-    marker: extra.marker, confirmLabel: extra.confirmLabel,
+    marker: extra.marker, confirmLabel: extra.confirmLabel, t0,
     done: async (out) => {
       updateFrame(out.frame);
       S.state.undo = out.undo; S.state.redo = out.redo;

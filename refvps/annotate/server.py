@@ -59,6 +59,12 @@ _THUMB_ROUTE = re.compile(r"^/thumbs/(?P<frame>\d{5})\.jpg$")
 _JOB_ROUTE = re.compile(r"^/api/job/since/(?P<since>\d{1,6})$")
 _PLAN_ROUTE = re.compile(r"^/api/plan/(?P<frame>\d{5})/(?P<direction>[a-z]+)$")
 THUMB_HEIGHT = 54
+RECONNECT_PAGE = b"""<!doctype html><meta charset="utf-8"><title>refvps annotate: reconnect</title>
+<body style="font:14px system-ui;background:#1e1f22;color:#ddd;padding:2em">
+<h2>This link's access token is not accepted</h2><p>The annotation server was restarted with
+another token, or this is another workspace's server. Nothing saved is lost: open the URL that
+<code>refvps annotate</code> printed in its terminal.</p></body>"""
+"""What a browser gets for the page without the right token (instead of a JSON error)."""
 
 
 class HTTPError(Exception):
@@ -425,6 +431,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, message, extra = _error_response(exc)
             if status == HTTPStatus.INTERNAL_SERVER_ERROR:
                 traceback.print_exc(file=sys.stderr)
+            if status == HTTPStatus.FORBIDDEN and method == "GET" and url.path == "/":
+                return self._send(status, RECONNECT_PAGE, "text/html; charset=utf-8")
             return self._error(status, message, close=not body_read, **extra)
         self._send(HTTPStatus.OK, data, ctype, set_cookie=method == "GET" and url.path == "/")
 

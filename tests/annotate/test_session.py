@@ -199,3 +199,21 @@ def test_token_kept_with_the_workspace_and_backend_in_every_export(workspace, tm
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "d" / "ref-vps" / "provenance" / "vps_square.json").read_text())
     assert record["backend"] == {"backend": "opencv", "opencv": "x"}
+
+
+def test_a_stale_link_gets_a_reconnect_page_not_json(workspace):
+    import urllib.error
+    import urllib.request
+
+    from refvps.annotate.server import AnnotateServer
+
+    ws_dir, info = workspace
+    server = AnnotateServer(_session(ws_dir, info), port=0, token="current").start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/?token=old")
+        assert refused.value.code == 403
+        assert refused.value.headers["Content-Type"].startswith("text/html")
+        assert b"printed in its terminal" in refused.value.read()
+    finally:
+        server.stop()

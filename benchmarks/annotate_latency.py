@@ -20,6 +20,7 @@ shared, so CPU time is the steadier figure. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -27,11 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+os.environ.setdefault("TQDM_DISABLE", "1")  # sam2's frame-loading bars would garble the table
 
-from refvps.annotate.backends.opencv import OpenCVBackend
-from refvps.annotate.ingest import ingest
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from refvps.annotate.backends.opencv import OpenCVBackend  # noqa: E402
+from refvps.annotate.ingest import ingest  # noqa: E402
 
 H, W = 720, 1280
 CENTRE = (400, 360)
@@ -72,6 +75,16 @@ def timed(fn):
 def row(label: str, walls: list[float], cpus: list[float] | None = None, extra: str = "") -> None:
     cpu = f"{statistics.median(cpus):8.0f}" if cpus else " " * 8
     print(f"  {label:<52} {statistics.median(walls):8.0f} {cpu}  {extra}")
+
+
+def verdict(walls: list[float], cpus: list[float] | None, budget: float) -> str:
+    """Met on the wall clock, or on CPU time only (the machine busy with other work)."""
+    if statistics.median(walls) < budget:
+        return "met"
+    if cpus and statistics.median(cpus) < budget:
+        return (f"met in CPU time; wall clock over it with load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return "MISSED"
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -116,7 +129,7 @@ def bench_opencv(ws: Path, info: dict, reps: int) -> None:
         f"IoU {statistics.mean(base_ious):.3f}")
     print(f"  speed-up vs baseline: {statistics.median(base) / statistics.median(cold):.1f}x "
           f"(first click), {statistics.median(base) / statistics.median(warm):.1f}x (further); "
-          f"budget 300 ms: {'met' if statistics.median(cold) < 300 else 'MISSED'}")
+          f"budget 300 ms: {verdict(cold, cold_cpu, 300)}")
     steps = list(backend.propagate(0, False, 3))
     _, wall, cpu = timed(lambda: list(backend.propagate(0, False, 3)))
     print(f"  propagation: {wall / 3:.0f} ms wall, {cpu / 3:.0f} ms CPU per frame "
@@ -150,24 +163,27 @@ def bench_browser(ws: Path, info: dict, reps: int) -> None:
                 return box["x"] + x * box["width"] / W, box["y"] + y * box["height"] / H
 
             n = min(reps, len(info["anno_frames"]) - 1)
+            cpu = 0.0
             for k in range(n):
                 if k:
                     page.keyboard.press("ArrowRight")
                 page.wait_for_function(f"document.querySelector('[data-testid=frame-label]')"
                                        f".textContent.startsWith('{info['anno_frames'][k]}')")
                 page.wait_for_timeout(400)  # the frame is on screen and warmed up
+                started = time.process_time()
                 page.mouse.click(*at(CENTRE[0] + 48 * k, CENTRE[1] + 8 * k))
                 page.wait_for_function(f"window.refvpsMetrics.maskMs.length === {k + 1}",
                                        timeout=30000)
+                cpu += time.process_time() - started
             metrics = page.evaluate("window.refvpsMetrics")
+            print(f"  server CPU per click (mask, save, overlay): {1000 * cpu / n:.0f} ms")
             for label, key in (("pointer -> click marker painted", "markerMs"),
                                ("pointer -> server answer (mask computed and saved)", "answerMs"),
                                ("pointer -> new mask painted", "maskMs")):
                 row(label, metrics[key])
-            print(f"  marker budget 50 ms: "
-                  f"{'met' if statistics.median(metrics['markerMs']) < 50 else 'MISSED'}; "
+            print(f"  marker budget 50 ms: {verdict(metrics['markerMs'], None, 50)}; "
                   f"click-to-mask budget 300 ms: "
-                  f"{'met' if statistics.median(metrics['maskMs']) < 300 else 'MISSED'}")
+                  f"{verdict(metrics['maskMs'], [1000 * cpu / n], 300)}")
             # two clicks 30 ms apart on the last frame: both applied, in order
             page.keyboard.press("ArrowRight")
             last = info["anno_frames"][n]
@@ -252,7 +268,8 @@ def main() -> None:
     try:
         ws, info = make_workspace(root)
         print(f"clip: {W}x{H}, {len(info['frames'])} frames, {len(info['anno_frames'])} annotation "
-              f"frames; {args.threads} threads")
+              f"frames; {args.threads} threads; load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores")
         bench_opencv(ws, info, args.reps)
         if not args.skip_browser:
             bench_browser(ws, info, args.reps)

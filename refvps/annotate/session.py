@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -93,7 +94,7 @@ class Session:
     def _running(self) -> bool:
         return self.job is not None and self.job.state == "running"
 
-    def start(self, report=None) -> None:
+    def start(self, report: Callable[[str], None] | None = None) -> None:
         """Load the model and the clip now (the CLI, at start-up) rather than at the first click."""
         self.backend.load(report)
         started = time.perf_counter()
@@ -166,7 +167,7 @@ class Session:
                                f"propagated mask", "erase_mask")
         self._repredict(frame, "clear prompts", lambda r: r.update(points=[], box=None))
 
-    def _repredict(self, frame: str, action: str, change) -> None:
+    def _repredict(self, frame: str, action: str, change: Callable[[dict], None]) -> None:
         """Read-modify-write of the frame's prompts, then the model's mask for them; prompts
         are applied one after another in the order they arrive."""
         self.ws.anno_index(frame)

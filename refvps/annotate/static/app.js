@@ -602,7 +602,12 @@ function propagate(direction) {
   enqueue({
     path: "/api/propagate", body: {frame: anno.name, direction}, label: `propagate ${direction} from ${anno.name}`,
     confirmLabel: "Propagate anyway",
-    done: async (out) => { S.job = out.job; followJob(); },
+    done: async (out) => {
+      S.job = out.job;
+      S.plan = null;
+      say(`propagate ${direction} from ${anno.name}: started on ${frameRange(out.job.targets)}`);
+      followJob();
+    },
   });
 }
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from refvps.errors import Problem, RefvpsError, ValidationError
-from refvps.fileio import atomic_write_text, jsonable
+from refvps.faults import checkpoint
+from refvps.fileio import OutputFolder, jsonable
 from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
 from refvps.predictions import PredictionStore, Presence, check_presence
 
@@ -42,19 +43,28 @@ class EvalResult:
     def metrics(self) -> dict:
         return self.summary["metrics"]
 
-    def write(self, out: str | Path) -> dict[str, str]:
-        """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+    def write(self, out: str | Path | OutputFolder) -> dict[str, str]:
+        """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``, as
+        one set: a reader sees the previous set of files or this one, never a mix."""
+        folder = out if isinstance(out, OutputFolder) else output_folder(out)
+        with folder:
+            files = self.write_files(folder.staging, folder.path)
+            folder.commit()
+        return files
+
+    def write_files(self, staging: Path, final: Path) -> dict[str, str]:
+        """Write the output files into ``staging``, naming them by where they will be once
+        ``staging`` is renamed to ``final``; returns those names (also kept in the summary)."""
         unit_file = f"{plural(self.summary['unit_name'])}.csv"
         files = {"frames": "frames.csv", "units": unit_file, "summary": "summary.json"}
-        _atomic_csv(self.frames, out / "frames.csv")
-        _atomic_csv(self.units, out / unit_file)
-        for name, table in self.tables.items():
-            files[name] = f"{name}.csv"
-            _atomic_csv(table, out / files[name])
-        self.summary["files"] = {k: str((out / v).resolve()) for k, v in files.items()}
-        atomic_write_text(out / "summary.json", json.dumps(jsonable(self.summary), indent=2) + "\n")
+        files.update({name: f"{name}.csv" for name in self.tables})
+        tables = {"frames": self.frames, "units": self.units, **self.tables}
+        for name, table in tables.items():
+            (staging / files[name]).write_text(table.to_csv(index=False), encoding="utf-8")
+            checkpoint(f"eval.wrote:{files[name]}")
+        self.summary["files"] = {k: str(final / v) for k, v in files.items()}
+        (staging / "summary.json").write_text(json.dumps(jsonable(self.summary), indent=2) + "\n",
+                                              encoding="utf-8")
         return self.summary["files"]
 
     def to_json(self) -> str:
@@ -125,8 +135,21 @@ def _fmt(value) -> str:
     return f"{value:.4f}"
 
 
-def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(path, table.to_csv(index=False))
+def previous_outputs(folder: Path) -> list[str]:
+    """Entries of ``folder`` that are not files of an earlier refvps run written there."""
+    entries = sorted(p.name for p in folder.iterdir())
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        files = summary["files"] if "refvps_version" in summary else {}
+        ours = {Path(str(name)).name for name in files.values()} | {"summary.json"}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return entries
+    return [name for name in entries if name not in ours or not (folder / name).is_file()]
+
+
+def output_folder(out: str | Path) -> OutputFolder:
+    """The ``--out`` folder of an evaluation (replaced as a whole; see :class:`OutputFolder`)."""
+    return OutputFolder(out, "--out", owned=previous_outputs)
 
 
 def _missing_hint(bench: Benchmark) -> str:
@@ -187,11 +210,28 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     predictions unless ``allow_missing``, unknown folders, unreadable or mis-sized masks).
     ``missing`` selects one of the benchmark's ``missing_modes`` (e.g. MeViS ``"official"``,
     which reproduces the official script's handling; what it tolerated is counted and warned).
+    ``out`` is checked and locked before anything is scored, and written as one set.
     """
+    started = time.perf_counter()
+    output = output_folder(out).open() if out is not None else None  # fail before scoring
+    try:
+        result = _evaluate(preds, benchmark, data, split, workers=workers,
+                           allow_missing=allow_missing, executor=executor, progress=progress,
+                           decay_mode=decay_mode, name=name, address=address, missing=missing,
+                           started=started)
+        if output is not None:
+            result.write(output)
+    finally:
+        if output is not None:
+            output.close()
+    return result
+
+
+def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor, progress,
+              decay_mode, name, address, missing, started) -> EvalResult:
     from refvps import __version__
     from refvps.executors import score_tasks
 
-    started = time.perf_counter()
     if missing is not None and not isinstance(benchmark, Benchmark):
         benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
@@ -270,7 +310,4 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         "notes": bench.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
-    result = EvalResult(summary, frames, units, tables)
-    if out is not None:
-        result.write(out)
-    return result
+    return EvalResult(summary, frames, units, tables)

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from tqdm import tqdm
@@ -16,6 +21,8 @@ from refvps.loaders.base import Benchmark, TaskResult, VideoTask
 EXECUTORS = ("local", "ray")
 
 _STATE: dict = {}
+WATCHDOG_S = 0.5
+"""How often a pool worker checks that the process that started it is still alive."""
 _BROKEN_POOL = (
     "a worker process of the evaluation pool died. If refvps.evaluate is called from a script, "
     "put the call under `if __name__ == \"__main__\":` (workers re-import the main script); "
@@ -33,6 +40,76 @@ def _score(task: VideoTask) -> TaskResult:
     return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
 
 
+def _die_with_parent() -> None:
+    """Make this worker end within moments of the process that started the pool, however that
+    one ends (Ctrl+C, SIGTERM, SIGKILL, a crash), and release the stdout/stderr it inherited.
+
+    A worker's parent is the fork server (or, with a plain fork, the caller). The fork server
+    exits when every holder of its "alive" pipe has exited: the caller, and each worker, which
+    inherits a copy to start processes of its own. Workers start none, so they close that copy;
+    then the caller's death ends the fork server, and the worker's parent is gone. On Linux the
+    kernel then kills the worker at once (``PR_SET_PDEATHSIG``); everywhere a watchdog thread
+    notices the new parent within ``WATCHDOG_S`` seconds and exits. Ctrl+C reaches the whole
+    process group: workers ignore it and the caller shuts them down.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        try:
+            os.close(alive_fd)
+        except OSError:
+            pass
+        server._forkserver_alive_fd = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCHDOG_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="refvps-parent-watchdog", daemon=True).start()
+
+
+def _init_pool_worker(initializer, initargs: tuple) -> None:
+    _die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextmanager
+def _without_cwd_on_path() -> Iterator[None]:
+    """Start helper interpreters (fork server, resource tracker) that cannot import from the
+    current folder.
+
+    They run as ``python -c``, which puts the current folder first on ``sys.path``: a folder
+    named ``refvps`` there (the parent of a clone, with an editable install) would be imported
+    as an empty namespace package instead of refvps. ``PYTHONSAFEPATH`` (Python 3.11+) drops
+    that entry; older Pythons start them from the folder holding the installed package.
+    """
+    previous = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    cwd = os.getcwd() if sys.version_info < (3, 11) else None
+    try:
+        if cwd is not None:
+            os.chdir(Path(__file__).resolve().parent.parent)
+        yield
+    finally:
+        if cwd is not None:
+            os.chdir(cwd)
+        if previous is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = previous
+
+
 def pool_context() -> multiprocessing.context.BaseContext:
     """Workers forked from a clean server process, never from this one.
 
@@ -47,10 +124,32 @@ def pool_context() -> multiprocessing.context.BaseContext:
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods and (main_file is None or os.path.isfile(main_file)):
+        from multiprocessing import forkserver
+
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["refvps.executors", "cv2"])
+        with _without_cwd_on_path():
+            forkserver.ensure_running()
         return context
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+@contextmanager
+def process_pool(workers: int, initializer=None, initargs: tuple = ()
+                 ) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers end with this process (see :func:`_die_with_parent`), and are
+    terminated at once, not waited for, when the caller leaves with an exception (Ctrl+C,
+    SIGTERM, an error)."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
+                               initializer=_init_pool_worker, initargs=(initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def score_remote(benchmark: Benchmark, store, task: VideoTask, allow_missing: bool) -> TaskResult:
@@ -100,9 +199,7 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
                 yield benchmark.score_task(task, store, allow_missing)
                 bar.update()
             return
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(benchmark, store, allow_missing),
-                                 mp_context=pool_context()) as pool:
+        with process_pool(workers, _init_worker, (benchmark, store, allow_missing)) as pool:
             futures = [pool.submit(_score, task) for task in tasks]
             for future in as_completed(futures):
                 try:

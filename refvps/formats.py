@@ -4,6 +4,8 @@ Each on-disk convention is defined here once; every other module imports it from
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 # --- masks -------------------------------------------------------------------------------
@@ -48,6 +50,20 @@ SPLITS_DIR = "splits"
 JPEG_DIR = "JPEGImages"
 ANNOTATION_DIR = "Annotations"
 EXPRESSIONS_PER_CLIP = 4
+CLIP_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+"""Clip ids refvps writes (``refvps annotate export``): a letter or digit, then up to 127
+letters, digits, ``.``, ``_`` or ``-``, and no ``..``; so an id is always one plain folder name,
+never a path, a hidden file or a parent folder."""
+
+
+def clip_id_problem(clip: object) -> str | None:
+    """Why ``clip`` is not a safe clip id (see ``CLIP_ID_PATTERN``), or None when it is."""
+    if not isinstance(clip, str) or not re.fullmatch(CLIP_ID_PATTERN, clip):
+        return (f"clip id {clip!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit")
+    if ".." in clip:
+        return f"clip id {clip!r} is not allowed: it contains '..'"
+    return None
 
 CONCEPT_GROUPS: tuple[tuple[str, str, str], ...] = (
     ("temporal_object_changes", "Temporal Object Changes",

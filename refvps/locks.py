@@ -4,9 +4,10 @@ A lock is an OS lock on an open lock file (``flock`` on POSIX, ``msvcrt.locking`
 the kernel releases it when the holding process exits, however it exits, so a lock left by a
 killed process is simply taken by the next one; nothing has to guess whether a holder is stale.
 The holder writes its pid, host, command and start time into the file, so the process refused
-learns who holds it. The lock file itself is never deleted: deleting it would let two processes
-lock two different files of the same name. (The ``filelock`` package locks the same way but
-cannot say who holds a lock, which is the message a user needs.)
+learns who holds it. A holder may delete the lock file on release; whoever locked the deleted
+file notices (it is no longer the file at that path) and locks the new one instead. (The
+``filelock`` package locks the same way but cannot say who holds a lock, which is the message a
+user needs.)
 """
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ else:
 
     def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 class LockedError(RefvpsError):
@@ -96,12 +106,20 @@ class ProcessLock:
     def acquire(self, wait: float = 0.0, what: str = "") -> "ProcessLock":
         if self._fd is not None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait
-        while not _try_lock(fd):
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # its folder was removed by a releasing holder: retry
+                continue
+            if _try_lock(fd):
+                if _same_file(fd, self.path):
+                    break
+                os.close(fd)  # locked a file its holder deleted on release: lock the new one
+                continue
+            os.close(fd)
             if time.monotonic() >= deadline:
-                os.close(fd)
                 holder = self.read_holder()
                 raise LockedError(f"{what or self.path} is in use by {describe_holder(holder)} "
                                   f"(lock file {self.path})", holder)
@@ -116,12 +134,16 @@ class ProcessLock:
         os.write(fd, data)
         return self
 
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
+        """Unlock; ``remove`` deletes the lock file first (while still holding it), which is
+        safe because a process that then locks the deleted file sees so and retries."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, 0)
+            if remove and os.name != "nt":
+                self.path.unlink(missing_ok=True)
             _unlock(fd)
         finally:
             os.close(fd)

@@ -10,7 +10,6 @@ timestamps (same input, same bytes) and is moved into place only when complete.
 from __future__ import annotations
 
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -87,7 +86,7 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
 def _map_videos(bench: Benchmark, store: PredictionStore, tasks: list[VideoTask],
                 workers: int | None, progress: bool):
     """(zip entries, problems) per video, in task order, on a process pool when it pays."""
-    from refvps.executors import default_workers, pool_context
+    from refvps.executors import default_workers, process_pool
 
     workers = min(default_workers() if workers is None else max(1, workers), len(tasks)) or 1
     job = partial(_video_entries, bench, store)
@@ -99,7 +98,7 @@ def _map_videos(bench: Benchmark, store: PredictionStore, tasks: list[VideoTask]
                 bar.update()
                 yield result
             return
-        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+        with process_pool(workers) as pool:
             for result in pool.map(job, tasks, chunksize=1):
                 bar.update()
                 yield result

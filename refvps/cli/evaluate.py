@@ -41,7 +41,10 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
     """
     from refvps.evaluation import evaluate
     from refvps.leaderboard import save_record
+    from refvps.leaderboard.records import check_store
 
+    if not no_record:
+        check_store(results)  # a store that cannot be written fails now, not after scoring
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,
                       progress=not no_progress, decay_mode=decay_mode, out=out, name=name,
                       executor=executor, address=address, missing=missing)

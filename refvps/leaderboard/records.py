@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -85,29 +86,48 @@ def new_run_id(name: str, benchmark: str) -> str:
     return f"{stamp}-{_slug(benchmark)}-{_slug(name)}-{secrets.token_hex(3)}"
 
 
+def check_store(results: str | Path | None = None) -> Path:
+    """The runs folder of the results store, checked writable (before a run is scored)."""
+    from refvps.fileio import OutputError
+
+    runs = results_root(results) / RUNS_DIR
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs):
+            pass
+    except OSError as exc:
+        raise OutputError(f"results store {runs.parent}: cannot write there "
+                          f"({exc.strerror or exc}); choose another with --results or "
+                          f"${RESULTS_ENV}, or pass --no-record") from None
+    return runs
+
+
 def save_record(result, results: str | Path | None = None) -> RunRecord:
     """Record ``result`` (an :class:`~refvps.evaluation.EvalResult`) in the results store.
 
     When the result has not been written anywhere yet, its outputs go into the run's folder in
-    the store, so the per-frame table is always kept for later reports.
+    the store, so the per-frame table is always kept for later reports. The run's folder
+    (record, and outputs if any) appears as one set, by one rename.
     """
-    from refvps.fileio import atomic_write_text, jsonable
+    from refvps.fileio import OutputFolder, jsonable
 
     summary = result.summary
     run_id = new_run_id(summary["name"], summary["benchmark"])
-    run_dir = results_root(results) / RUNS_DIR / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    files = summary.get("files") or result.write(run_dir)
-    record = RunRecord(
-        run_id=run_id, name=summary["name"], benchmark=summary["benchmark"],
-        split=summary["split"], metrics=jsonable(summary["metrics"]),
-        outputs=str(Path(files["summary"]).parent), created=summary["created"],
-        protocol=summary.get("protocol", ""), refvps_version=summary.get("refvps_version", ""),
-        data_fingerprint=summary.get("data_fingerprint", ""),
-        headline=list(summary.get("headline", [])), unit_name=summary.get("unit_name", "query"),
-        class_key=summary.get("class_key"), predictions=summary.get("predictions", ""),
-        frames_table=files["frames"], path=run_dir / RECORD_FILE)
-    atomic_write_text(record.path, json.dumps(record.to_dict(), indent=2) + "\n")
+    run_dir = check_store(results) / run_id
+    with OutputFolder(run_dir, "run folder") as folder:
+        files = summary.get("files") or result.write_files(folder.staging, folder.path)
+        record = RunRecord(
+            run_id=run_id, name=summary["name"], benchmark=summary["benchmark"],
+            split=summary["split"], metrics=jsonable(summary["metrics"]),
+            outputs=str(Path(files["summary"]).parent), created=summary["created"],
+            protocol=summary.get("protocol", ""), refvps_version=summary.get("refvps_version", ""),
+            data_fingerprint=summary.get("data_fingerprint", ""),
+            headline=list(summary.get("headline", [])), unit_name=summary.get("unit_name", "query"),
+            class_key=summary.get("class_key"), predictions=summary.get("predictions", ""),
+            frames_table=files["frames"], path=run_dir / RECORD_FILE)
+        (folder.staging / RECORD_FILE).write_text(json.dumps(record.to_dict(), indent=2) + "\n",
+                                                  encoding="utf-8")
+        folder.commit()
     return record
 
 

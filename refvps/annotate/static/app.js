@@ -443,10 +443,11 @@ async function pump() {
   }
 }
 
-function askConfirm(text, yesLabel, targets) {
+function askConfirm(text, yesLabel, targets, undoable = true) {
   return new Promise((resolve) => {
     const box = $("#confirm");
-    $("#confirm-text").textContent = text + (targets ? ` (${frameRange(targets)})` : "") + ". Undo reverts it.";
+    $("#confirm-text").textContent = text + (targets ? ` (${frameRange(targets)})` : "") +
+      (undoable ? ". Undo reverts it." : "");
     $("#confirm-yes").textContent = yesLabel;
     box.hidden = false;
     if (targets) { S.plan = {targets}; renderStrip(); }
@@ -742,11 +743,11 @@ function showFieldErrors(problems) {
   return elsewhere;
 }
 
-async function exportClip() {
+async function exportClip(replace = false) {
   await saveMeta();
   say("exporting...");
   try {
-    const out = await api("/api/export", {});
+    const out = await api("/api/export", replace ? {replace: true} : {});
     clearFieldErrors(false);
     say(`exported ${out.clip_id} to ${out.dataset}`);
   } catch (e) {
@@ -754,6 +755,9 @@ async function exportClip() {
       const rest = showFieldErrors(e.data.problems);
       say(`export refused: ${e.data.problems.length} problem(s), shown next to their fields` +
           (rest.length ? `; ${rest.join("; ")}` : ""), true);
+    } else if (e instanceof HttpError && e.data.clip_exists) {
+      if (await askConfirm(e.data.error.replace(/ \(the API.*$/, ""), "Replace it", null, false)) await exportClip(true);
+      else say("export cancelled: the dataset keeps its clip");
     } else say("export failed: " + e.message, true);
   }
 }
@@ -899,7 +903,7 @@ document.querySelectorAll("[data-exp], #concept").forEach((el) => {
   el.addEventListener("input", () => { saveMetaSoon(); clearFieldErrors(true); });
   el.addEventListener("change", saveMeta);
 });
-$("#export").onclick = exportClip;
+$("#export").onclick = () => exportClip();
 
 (async () => {
   try {

@@ -72,11 +72,12 @@ def main() -> None:
                 page.get_by_test_id("group-motion_patterns").check()
                 page.get_by_test_id("propagate-forward").hover()
                 page.wait_for_timeout(300)
-                page.screenshot(path=str(out / "annotate.png"))
+                page.screenshot(path=str(out / "annotate.jpg"), type="jpeg", quality=85)
                 page.get_by_test_id("propagate-forward").click()
                 page.wait_for_function("Number(document.querySelector('[data-testid=progress]')"
                                        ".value) >= 3", timeout=60000)
-                page.screenshot(path=str(out / "annotate-propagating.png"))
+                page.screenshot(path=str(out / "annotate-propagating.jpg"), type="jpeg",
+                                quality=85)
                 page.wait_for_selector("[data-testid='job'][data-state='done']", timeout=60000)
                 page.keyboard.press("ArrowRight")
                 page.keyboard.press("ArrowRight")
@@ -92,13 +93,13 @@ def main() -> None:
                 page.mouse.move(canvas["x"] + 0.5 * canvas["width"],
                                 canvas["y"] + 0.5 * canvas["height"])
                 page.wait_for_timeout(300)
-                page.screenshot(path=str(out / "annotate-zoom.png"))
+                page.screenshot(path=str(out / "annotate-zoom.jpg"), type="jpeg", quality=85)
                 browser.close()
         finally:
             server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"wrote {out}/annotate.png, annotate-propagating.png, annotate-zoom.png")
+    print(f"wrote {out}/annotate.jpg, annotate-propagating.jpg, annotate-zoom.jpg")
 
 
 if __name__ == "__main__":

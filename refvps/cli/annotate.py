@@ -65,7 +65,9 @@ def annotate_command() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; anything but loopback exposes the app to the network.")
 @click.option("--port", type=int, default=8765, show_default=True, help="Port (0 = any free).")
-@click.option("--token", default=None, help="Access token (default: a random one, kept in the workspace so open pages survive a restart).")
+@click.option("--token", default=None,
+              help="Access token (default: a random one, kept in the workspace so that open "
+                   "pages survive a restart).")
 @click.option("--export-to", type=click.Path(file_okay=False), default=None,
               help="Dataset root the page's Export button writes to.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")

@@ -109,7 +109,7 @@ async function frameImage(name) {
   if (!img) {
     img = await loadImage(`/frames/${name}.jpg?token=${token}`);
     frameCache.set(name, img);
-    if (frameCache.size > 96) frameCache.delete(frameCache.keys().next().value);
+    if (frameCache.size > 32) frameCache.delete(frameCache.keys().next().value);
   }
   return img;
 }

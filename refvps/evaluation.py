@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import time
@@ -9,6 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -152,6 +154,20 @@ def output_folder(out: str | Path) -> OutputFolder:
     return OutputFolder(out, "--out", owned=previous_outputs)
 
 
+def _problem_hint(bench: Benchmark, presence: Presence, allow_missing: bool) -> str:
+    """What the user can do about the problems: lenient modes, when the benchmark has them."""
+    if allow_missing:
+        return ""
+    if presence.missing:
+        if getattr(bench, "missing_hint", None) is not None:
+            return bench.missing_hint
+        return _missing_hint(bench)
+    if bench.missing == "strict" and "official" in bench.missing_modes:
+        return ("--missing official handles unusable predictions as the official script does "
+                f"(counted and warned in the output; docs/benchmarks/{bench.name}.md).")
+    return ""
+
+
 def _missing_hint(bench: Benchmark) -> str:
     if "official" not in bench.missing_modes:
         return ("Missing predictions can be scored as empty masks with --allow-missing "
@@ -187,12 +203,12 @@ def open_predictions(bench: Benchmark, preds: str | Path
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
+    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
+    bench.bind_predictions(store)  # before tasks(): a query set may depend on the predictions
     tasks = bench.tasks()
     if not any(task.queries for task in tasks):
         raise RefvpsError(f"{bench.title}: nothing to score, split {bench.split!r} of {bench.root} "
                           "has no videos with queries")
-    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
-    bench.bind_predictions(store)
     required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     return store, tasks, presence
@@ -203,13 +219,15 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              workers: int | None = None, allow_missing: bool = False,
              executor: str = "local", progress: bool = True, decay_mode: str = "davis2017",
              out: str | Path | None = None, name: str | None = None,
-             address: str | None = None, missing: str | None = None) -> EvalResult:
+             address: str | None = None, missing: str | None = None,
+             runs: Sequence[int] | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
     Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
     predictions unless ``allow_missing``, unknown folders, unreadable or mis-sized masks).
     ``missing`` selects one of the benchmark's ``missing_modes`` (e.g. MeViS ``"official"``,
     which reproduces the official script's handling; what it tolerated is counted and warned).
+    ``runs`` picks annotator runs of benchmarks that have them (Ref-DAVIS: 0..3).
     ``out`` is checked and locked before anything is scored, and written as one set.
     """
     started = time.perf_counter()
@@ -218,7 +236,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
         result = _evaluate(preds, benchmark, data, split, workers=workers,
                            allow_missing=allow_missing, executor=executor, progress=progress,
                            decay_mode=decay_mode, name=name, address=address, missing=missing,
-                           started=started)
+                           runs=runs, started=started)
         if output is not None:
             result.write(output)
     finally:
@@ -228,14 +246,21 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
 
 
 def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor, progress,
-              decay_mode, name, address, missing, started) -> EvalResult:
+              decay_mode, name, address, missing, runs, started) -> EvalResult:
     from refvps import __version__
     from refvps.executors import score_tasks
 
     if missing is not None and not isinstance(benchmark, Benchmark):
         benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
+    options = {} if runs is None else {"runs": tuple(runs)}
+    if options and isinstance(benchmark, Benchmark):
+        raise RefvpsError("runs= goes to the benchmark itself when one is passed, e.g. "
+                          "load_benchmark('ref-davis', data, runs=(0,))")
+    if options and "runs" not in inspect.signature(benchmark_class(benchmark)).parameters:
+        raise RefvpsError(f"--runs applies to benchmarks with annotator runs (ref-davis), not "
+                          f"{benchmark}")
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
-        benchmark, data, split, decay_mode=decay_mode)
+        benchmark, data, split, decay_mode=decay_mode, **options)
     if missing is not None:
         bench.set_missing_mode(missing)
     if allow_missing and bench.missing != "strict":
@@ -263,8 +288,7 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
             extra_counts[key] = extra_counts.get(key, 0) + value
     if problems:
         raise ValidationError(f"predictions {store.path}", problems,
-                              _missing_hint(bench) if presence.missing and not allow_missing
-                              else "")
+                              _problem_hint(bench, presence, allow_missing))
 
     frames = pd.DataFrame(rows)
     order = {q.unit: i for i, q in enumerate(bench.queries())}
@@ -307,7 +331,7 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
                     "decay_mode": bench.decay_mode, "executor": executor},
         "warnings": sorted({str(w.message) for w in caught})
         + _tolerated_warnings(bench.missing, tolerated),
-        "notes": bench.notes(),
+        "notes": bench.notes() + store.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     return EvalResult(summary, frames, units, tables)

@@ -122,6 +122,8 @@ class OutputFolder:
         self.side = self.path.with_name(f".{self.path.name}.refvps")
         self.staging: Path | None = None
         self._lock = None
+        self._created: list[Path] = []  # parent folders open() made, removed if nothing lands
+        self._committed = False
 
     # --- checks ---------------------------------------------------------------------------
     def _refuse(self, why: str) -> OutputError:
@@ -149,6 +151,7 @@ class OutputFolder:
         if self.staging is not None:
             return self
         self.check()
+        self._created = [p for p in self.path.parents if not p.exists()][::-1]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = ProcessLock(self.side / "lock", purpose=f"writing {self.path}")
@@ -208,6 +211,7 @@ class OutputFolder:
             shutil.rmtree(old)
         _fsync_dir(self.path.parent)
         self.staging = None
+        self._committed = True
         checkpoint("output.committed")
 
     def close(self) -> None:
@@ -222,6 +226,12 @@ class OutputFolder:
                 self.side.rmdir()
             except OSError:
                 pass  # another writer is already waiting in it
+        if not self._committed:
+            for folder in reversed(self._created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty: someone else writes there too
         self._lock = None
 
     def __enter__(self) -> "OutputFolder":

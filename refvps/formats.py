@@ -163,6 +163,7 @@ DAVIS_IMAGESETS_DIR = "ImageSets/2017"
 DAVIS_SEMANTICS = "davis_semantics.json"
 DAVIS_MAX_PROPOSALS = 20
 """The davis2017 unsupervised evaluator refuses sequences with more proposal ids than this."""
+DAVIS_SEMI_FOLDER = "davis-2017"  # DAVIS-2017 semi-supervised VOS (Annotations/480p)
 DAVIS_TEXT_DIR = "davis_text_annotations"
 REFDAVIS_CONVERTED_SPLITS = {"val": "valid", "train": "train"}
 """DAVIS split name -> folder name in the ReferFormer-converted (YouTube-VOS style) tree."""
@@ -201,3 +202,11 @@ WORKSPACE_TOKEN = "token"
 """The annotation server's access token, kept (owner-only) so a restart keeps open pages valid."""
 WORKSPACE_BACKEND = "backend.json"
 """The backend of the latest annotation session (its provenance), read by every export path."""
+
+# --- A2D-Sentences / JHMDB-Sentences (the COCO-format GT of MTTR's conversion scripts) -------
+A2D_FOLDER = "a2d-sentences"
+A2D_GT_FILE = "a2d_sentences_test_annotations_in_coco_format.json"
+A2D_SAMPLES_FILE = "a2d_sentences_single_frame_test_annotations.json"
+JHMDB_FOLDER = "jhmdb-sentences"
+JHMDB_GT_FILE = "jhmdb_sentences_gt_annotations_in_coco_format.json"
+JHMDB_SAMPLES_FILE = "jhmdb_sentences_samples_metadata.json"

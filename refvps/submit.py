@@ -23,6 +23,7 @@ from refvps.errors import MaskError, Problem, RefvpsError, ValidationError
 from refvps.fileio import atomic_write
 from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
 from refvps.evaluation import open_predictions
+from refvps.inputs import file_problem
 from refvps.masks import read_mask_bytes
 from refvps.predictions import PredictionStore
 
@@ -115,11 +116,11 @@ def _video_entries(bench: Benchmark, store: PredictionStore,
     for query in task.queries:
         for frame in query.frames:
             relpath = bench.prediction_relpath(query, frame)
-            data = store.read_bytes(relpath)
-            if data is None:
-                continue  # reported by the presence check
             where = store.describe(relpath)
             try:
+                data = store.read_bytes(relpath)
+                if data is None:
+                    continue  # reported by the presence check
                 mask = _binary_mask(store, data, where)
             except MaskError as exc:
                 problems.append(Problem(exc.path, exc.what))
@@ -141,6 +142,10 @@ def _frame_sizes(bench: Benchmark, task: VideoTask,
     frames = {f: q for q in task.queries for f in q.frames}  # each frame once
     for frame, query in frames.items():
         path = bench.frame_path(query.video, frame)
+        reason = file_problem(path)
+        if reason is not None and reason != "file not found":
+            problems.append(Problem(str(path), f"input frame {reason}"))
+            continue
         try:
             with Image.open(path) as image:
                 width, height = image.size

@@ -160,6 +160,9 @@ def test_out_is_checked_before_scoring(runs, tmp_path):
         run = _run(root, empty_preds, out, "--no-record")
         _clean_error(run, str(out), message)
         assert "missing" not in run.stderr  # refused before the predictions were looked at
+    # a usable --out, but the predictions fail: no folder is left behind, not even its parents
+    run = _run(root, empty_preds, tmp_path / "new" / "deeper" / "out", "--no-record")
+    _clean_error(run, "missing")
     assert (foreign / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "my-notes", "no-predictions"]
 

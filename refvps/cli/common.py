@@ -68,3 +68,17 @@ def executor_options(func):
                         show_default=True,
                         help="Where the work runs: this machine, or Ray "
                              "(pip install 'refvps[ray]').")(func)
+
+
+def percent_option(func):
+    """``--percent``: show scores in percent, as papers print them (default: fractions)."""
+    return click.option("--percent", is_flag=True,
+                        help="Show scores in percent, as papers print them (default: fractions "
+                             "in [0, 1], as refvps computes and stores them).")(func)
+
+
+def exclusive(**flags) -> None:
+    """Refuse flags that exclude each other: ``exclusive(csv=True, json=False, ...)``."""
+    given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} exclude each other; give one")

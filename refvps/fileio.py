@@ -15,6 +15,15 @@ from typing import Any, BinaryIO, Callable
 from refvps.errors import RefvpsError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
@@ -22,6 +31,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
             write(handle)
         os.replace(tmp, path)
     except BaseException:

@@ -16,7 +16,14 @@ from refvps.cli.submit import submit_command
 @click.group(cls=RefvpsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="refvps")
 def main() -> None:
-    """Exact, fast evaluation for referring video (process) segmentation."""
+    """Exact, fast evaluation for referring video (process) segmentation.
+
+    \b
+    Examples:
+      refvps demo
+      refvps eval --preds my_preds/ -b mevis --data DATA_ROOT
+      refvps eval --help
+    """
 
 
 for command in (eval_command, demo_command, sample_command, benchmarks_command,

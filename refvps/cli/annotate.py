@@ -120,7 +120,12 @@ def export_command(workspace, to, require_reviewed, replace, clip_id):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Write the per-frame IoU rows to this CSV file.")
 def agreement_command(root_a, root_b, as_json, csv_path):
-    """Inter-annotator mIoU between two annotations of the same clips (Ignore excluded)."""
+    """Inter-annotator mIoU between two annotations of the same clips (Ignore excluded).
+
+    \b
+    Example:
+      refvps agreement annotator_a/ref-vps annotator_b/ref-vps --csv iou.csv
+    """
     from refvps.agreement import agreement
 
     frames, summary = agreement(root_a, root_b)

@@ -13,7 +13,13 @@ from refvps.cli.common import data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per (benchmark, split).")
 def benchmarks_command(data, as_json, as_csv):
-    """List every benchmark with its splits, protocol and (given --data) query counts."""
+    """List every benchmark with its splits, protocol and (given --data) query counts.
+
+    \b
+    Examples:
+      refvps benchmarks
+      refvps benchmarks --data DATA_ROOT --csv
+    """
     from refvps.catalog import benchmark_catalog
 
     records = benchmark_catalog(data)

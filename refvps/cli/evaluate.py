@@ -44,6 +44,12 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
 
     Each run is recorded in the results store (for `refvps leaderboard`, `report`, `compare`);
     without --out its tables are kept there.
+
+    \b
+    Examples:
+      refvps eval --preds my_preds/ --data DATA_ROOT
+      refvps eval -b mevis --preds my_preds.zip --out results/ --json
+      refvps eval -b ref-davis --preds out/anno_0 --runs 0 --percent
     """
     from refvps.evaluation import evaluate
     from refvps.leaderboard import save_record
@@ -77,7 +83,12 @@ def _parse_runs(text: str | None) -> tuple[int, ...] | None:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--no-predictions", is_flag=True, help="Write the dataset only.")
 def sample_command(out, no_predictions):
-    """Write the built-in Ref-VPS-format sample benchmark (and reference predictions) to OUT."""
+    """Write the built-in Ref-VPS-format sample benchmark (and reference predictions) to OUT.
+
+    \b
+    Example:
+      refvps sample refvps-sample/
+    """
     from refvps.sample import make_sample
 
     sample = make_sample(out, predictions=not no_predictions)
@@ -94,7 +105,13 @@ def sample_command(out, no_predictions):
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def demo_command(directory, workers, as_json):
-    """Generate the sample benchmark and score every reference predictor on it."""
+    """Generate the sample benchmark and score every reference predictor on it.
+
+    \b
+    Examples:
+      refvps demo
+      refvps demo --dir refvps-demo/ --json
+    """
     from refvps.demo import run_demo
 
     table = run_demo(Path(directory) if directory else None, workers=workers, progress=not as_json)

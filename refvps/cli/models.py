@@ -63,7 +63,13 @@ def _predict(model, benchmark, data, split, out, model_arg, shard, overwrite, wo
 @click.command("predict")
 @predict_options
 def predict_command(**options):
-    """Run a model over every query of a benchmark (resumable; failures listed at the end)."""
+    """Run a model over every query of a benchmark (resumable; failures listed at the end).
+
+    \b
+    Examples:
+      refvps predict --model center-box --out preds/center-box
+      refvps predict -m sola -b mevis --out preds/sola --model-arg python=ENV/bin/python
+    """
     report = _predict(**options)
     if report.failures:
         sys.exit(1)
@@ -75,7 +81,12 @@ def predict_command(**options):
               help="Where to write the evaluation tables (default: OUT/eval).")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation summary as JSON.")
 def run_command(eval_out, as_json, **options):
-    """`refvps predict` then `refvps eval` on the same folder."""
+    """`refvps predict` then `refvps eval` on the same folder.
+
+    \b
+    Example:
+      refvps run --model oracle --out preds/oracle --json
+    """
     from pathlib import Path
 
     from refvps.evaluation import evaluate

@@ -18,7 +18,12 @@ from refvps.cli.common import data_option
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def submit_command(benchmark, data, preds, out, split, workers, no_progress):
-    """Check every video, expression and frame, then write the server zip."""
+    """Check every video, expression and frame, then write the server zip.
+
+    \b
+    Example:
+      refvps submit -b ref-ytvos --preds my_preds/ --out submission.zip
+    """
     from refvps.submit import make_submission
 
     result = make_submission(preds, benchmark, data, split, out, workers=workers,

@@ -70,3 +70,22 @@ def test_one_unit_convention_across_commands(sample, tmp_path):
     assert row_pc["A"] == 100.0 and row_pc["diff"] == pytest.approx(100 * row["diff"])
     assert row_pc["p_value"] == row["p_value"]
     assert plain["unit"] == "fraction" and percent["unit"] == "percent"
+
+
+def test_agreement_prints_fractions_or_percent(sample, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from refvps.masks import read_mask, write_label_mask
+
+    other = tmp_path / "b" / "ref-vps"
+    shutil.copytree(sample.dataset, other)
+    frame = sorted((other / "Annotations" / "vps_0001").glob("*.png"))[0]
+    labels = read_mask(frame)
+    write_label_mask(frame, np.where(labels == 255, 255, 0).astype(np.uint8))  # target erased
+    miou = json.loads(_run("agreement", sample.dataset, other, "--json"))["miou"]
+    assert 0.5 < miou < 1
+    assert f": {miou:.4f}  (frame-pooled" in _run("agreement", sample.dataset, other)
+    assert f": {100 * miou:.2f}  (frame-pooled" in _run("agreement", sample.dataset, other,
+                                                         "--percent")

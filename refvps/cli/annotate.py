@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from refvps.cli.common import percent_option
+
 
 class _DefaultToOpen(click.Group):
     """``refvps annotate CLIP ...`` runs the ``open`` subcommand unless CLIP names another one;
@@ -119,14 +121,16 @@ def export_command(workspace, to, require_reviewed, replace, clip_id):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Write the per-frame IoU rows to this CSV file.")
-def agreement_command(root_a, root_b, as_json, csv_path):
+@percent_option
+def agreement_command(root_a, root_b, as_json, csv_path, percent):
     """Inter-annotator mIoU between two annotations of the same clips (Ignore excluded).
 
     \b
     Example:
-      refvps agreement annotator_a/ref-vps annotator_b/ref-vps --csv iou.csv
+      refvps agreement annotator_a/ annotator_b/ --csv iou.csv --percent
     """
     from refvps.agreement import agreement
+    from refvps.units import factor, fmt
 
     frames, summary = agreement(root_a, root_b)
     if csv_path:
@@ -135,9 +139,10 @@ def agreement_command(root_a, root_b, as_json, csv_path):
         click.echo(json.dumps(summary, indent=2))
         return
     for clip, value in summary["per_clip"].items():
-        click.echo(f"  {clip:<24} {100 * value:6.2f}")
-    click.echo(f"mIoU over {summary['clips']} clip(s), {summary['frames']} frames: "
-               f"{100 * summary['miou']:.2f}%  (frame-pooled {100 * summary['frame_mean']:.2f}%)")
+        click.echo(f"  {clip:<24} {fmt(value * factor(percent), percent):>6}")
+    miou, pooled = (fmt(summary[k] * factor(percent), percent) for k in ("miou", "frame_mean"))
+    click.echo(f"mIoU over {summary['clips']} clip(s), {summary['frames']} frames: {miou}  "
+               f"(frame-pooled {pooled})")
     for side in ("only_in_a", "only_in_b"):
         if summary[side]:
             click.echo(f"  not compared ({side.replace('_', ' ')}): {', '.join(summary[side])}",

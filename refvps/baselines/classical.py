@@ -58,6 +58,8 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 class SaliencyFlowSegmenter(BaseSegmenter):
+    """Colour saliency + optical flow, expression ignored: what salient motion alone explains."""
+
     name = "saliency-flow"
     Config = SaliencyFlowConfig
 

@@ -101,8 +101,10 @@ class NoisyOracleConfig:
 
 
 class NoisyOracleSegmenter(OracleSegmenter):
-    """The oracle with each pixel flipped with probability ``flip``; the noise depends only on
-    (seed, video, query), so any executor and any order give the same bytes."""
+    """The oracle with each pixel flipped with probability ``flip`` (default 0.05).
+
+    The noise depends only on (seed, video, query), so any executor and any order give the
+    same bytes."""
 
     name = "noisy-oracle"
     Config = NoisyOracleConfig

@@ -22,7 +22,7 @@ def main() -> None:
     Examples:
       refvps demo
       refvps eval --preds my_preds/ -b mevis --data DATA_ROOT
-      refvps eval --help
+      refvps leaderboard -b ref-vps --percent
     """
 
 

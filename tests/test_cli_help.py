@@ -5,7 +5,9 @@ from click.testing import CliRunner
 
 from refvps.cli import main
 
-OWN = ("leaderboard", "runs", "report", "compare", "viz")
+# `models` gets its example with `refvps models doctor` (branch i9-others): drop it from here
+# when that lands.
+NOT_YET = {("models",)}
 
 
 def _commands(group: click.Group, prefix=()):
@@ -30,11 +32,23 @@ def test_one_meaning_per_short_flag():
     assert clashes == {}
 
 
-@pytest.mark.parametrize("name", OWN)
-def test_help_has_an_example(name):
-    result = CliRunner().invoke(main, [name, "--help"])
+def _visible():
+    return [(path, command) for path, command in _commands(main)
+            if not command.hidden and path not in NOT_YET]
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _visible()], ids=" ".join)
+def test_help_has_an_example(path):
+    result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0
     text = result.output
-    assert "Examples:" in text
-    example = text.split("Examples:", 1)[1].splitlines()[1]
-    assert example.strip().startswith(f"refvps {name}")
+    heading = "Examples:" if "Examples:" in text else "Example:"
+    assert heading in text
+    example = text.split(heading, 1)[1].strip().splitlines()[0]
+    assert example.strip().startswith(" ".join(("refvps",) + path))
+
+
+def test_the_top_level_help_has_examples():
+    result = CliRunner().invoke(main, ["--help"])
+    examples = result.output.split("Examples:", 1)[1].split("Options:", 1)[0].split()
+    assert examples.count("refvps") >= 2

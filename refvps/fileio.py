@@ -21,7 +21,9 @@ def _read_umask() -> int:
     return mask
 
 
-_UMASK = _read_umask()
+# What open() gives a new file; mkstemp gives 0600, which would hide written files (dataset
+# masks, metadata, zips) from the other users of a shared dataset.
+NEW_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
@@ -31,7 +33,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
+            os.chmod(tmp, NEW_FILE_MODE)
             write(handle)
         os.replace(tmp, path)
     except BaseException:

@@ -5,6 +5,7 @@ import stat
 
 import numpy as np
 
+from refvps.annotate.storage import atomic_write_json
 from refvps.fileio import atomic_write_text
 from refvps.masks import write_binary_mask
 
@@ -19,5 +20,7 @@ def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path):
         handle.write("x")
     atomic_write_text(tmp_path / "summary.json", "{}")
     write_binary_mask(tmp_path / "00000.png", np.ones((4, 5), dtype=bool))
+    atomic_write_json(tmp_path / "meta_expressions.json", {"videos": {}})
     assert _mode(tmp_path / "summary.json") == _mode(plain)
     assert _mode(tmp_path / "00000.png") == _mode(plain)
+    assert _mode(tmp_path / "meta_expressions.json") == _mode(plain)

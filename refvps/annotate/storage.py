@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from refvps.fileio import NEW_FILE_MODE
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix."""
@@ -14,6 +16,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.chmod(tmp, NEW_FILE_MODE)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

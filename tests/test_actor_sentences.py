@@ -213,11 +213,11 @@ def test_cli_and_listing(tmp_path):
 def test_published_rows_as_printed_in_vd_it(tmp_path):
     from refvps.leaderboard.table import build_leaderboard
 
-    a2d, _ = build_leaderboard("a2d-sentences", results=tmp_path)
+    a2d, _ = build_leaderboard("a2d-sentences", results=tmp_path, percent=True)
     assert list(a2d.columns[a2d.columns.isin(["mAP", "oIoU", "mIoU"])]) == ["mAP", "oIoU", "mIoU"]
     top = a2d.iloc[0]
     assert (top["model"], top["mAP"], top["oIoU"], top["mIoU"]) == ("VD-IT", 61.4, 81.5, 73.2)
-    jhmdb, _ = build_leaderboard("jhmdb-sentences", results=tmp_path)
+    jhmdb, _ = build_leaderboard("jhmdb-sentences", results=tmp_path, percent=True)
     claw = jhmdb[jhmdb["model"] == "ClawCraneNet"].iloc[0]  # VD-IT Table 2 prints no mAP for it
     assert np.isnan(claw["mAP"]) and (claw["oIoU"], claw["mIoU"]) == (64.4, 65.6)
     assert len(jhmdb) == 11 and jhmdb["reference"].eq("VD-IT Table 2").all()

@@ -26,9 +26,9 @@ PAPER_METRICS: dict[str, tuple[str, ...]] = {"ref-vps": ("J",), "burst": ("J",),
 """Metrics each benchmark's papers report; every other benchmark reports J&F, J, F."""
 DEFAULT_METRICS = ("J&F", "J", "F")
 METRIC_ORDER = ("J&F", "J", "F", "TC")
-"""Metric columns in this order in every table: where a benchmark's papers report J&F, J&F is
-both its first column and its ranking metric; where they report only J, the J&F column is empty
-and J comes first."""
+"""Metric columns in this order in every table (other benchmarks' metrics follow, in the order of
+:data:`PAPER_METRICS`): where a benchmark's papers report J&F, J&F is both its first column and
+its ranking metric; where they report only J, the J&F column is empty and J comes first."""
 LOWER_IS_BETTER = frozenset({"TC", "J_decay", "F_decay", "empty_pred_rate"})
 BENCHMARK_ORDER = ("ref-vps", "mevis", "ref-ytvos", "ref-davis", "burst", "vspw", "vspw-semantic",
                    "davis17", "a2d-sentences", "jhmdb-sentences")
@@ -92,7 +92,9 @@ def build_leaderboard(benchmark: str | None = None, metric: str | None = None,
         if setting == "standard":
             keep |= table["setting"] == LOCAL_SETTING
         table = table[keep]
-    metrics = [m for m in METRIC_ORDER if m in _shown_metrics(table)]
+    shown = _shown_metrics(table)
+    metrics = [m for m in dict.fromkeys((*METRIC_ORDER, *(m for ms in PAPER_METRICS.values()
+                                                           for m in ms))) if m in shown]
     if metric and metric not in metrics:
         metrics.insert(0, metric)
     for name in metrics:
@@ -120,7 +122,9 @@ def _scaled(table: pd.DataFrame, percent: bool, stored: float) -> pd.DataFrame:
     table = table.copy()
     for column in table.columns:
         if is_score(column) and pd.api.types.is_numeric_dtype(table[column]):
-            table[column] = table[column] * (factor(percent) / stored)
+            values = table[column] * factor(percent) / stored
+            # printed percent has at most 2 decimals: 2.8 -> 0.028, not 0.027999999999999997
+            table[column] = values.round(6) if stored != factor(percent) else values
     table["_group"] = table["setting"].replace(LOCAL_SETTING, "standard")
     return table
 
@@ -182,8 +186,11 @@ def to_csv(table: pd.DataFrame) -> str:
 
 
 def to_json(table: pd.DataFrame) -> str:
-    records = json.loads(table.to_json(orient="records"))
-    return json.dumps(records, indent=2, ensure_ascii=False)
+    from refvps.fileio import jsonable
+
+    records = [{k: (None if v is pd.NA else v) for k, v in row.items()}
+               for row in table.to_dict(orient="records")]
+    return json.dumps(jsonable(records), indent=2, ensure_ascii=False)
 
 
 def shown_columns(table: pd.DataFrame, wide: bool = False) -> list[str]:
@@ -202,10 +209,17 @@ def to_markdown(table: pd.DataFrame, wide: bool = False, percent: bool = False) 
 
 
 def to_text(table: pd.DataFrame, wide: bool = False, percent: bool = False) -> str:
-    shown = table[shown_columns(table, wide)].copy()
-    for column in shown.columns:
-        shown[column] = shown[column].map(lambda v: _cell(v, percent))
-    return shown.to_string(index=False)
+    """A plain-text table: words left-aligned, rank and scores right-aligned."""
+    columns = shown_columns(table, wide)
+    cells = [[_cell(v, percent) for v in row] for row in table[columns].itertuples(index=False)]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    right = [c == "rank" or is_score(c) for c in columns]
+
+    def line(values) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w)
+                         for v, w, r in zip(values, widths, right)).rstrip()
+
+    return "\n".join([line(columns)] + [line(row) for row in cells])
 
 
 def _cell(value, percent: bool = False) -> str:

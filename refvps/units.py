@@ -15,7 +15,8 @@ import re
 import pandas as pd
 
 SCORE = re.compile(r"^(J&F|J|F|TC)(_(recall|decay|mean|std))?$|^empty_pred_rate$"
-                   r"|^(mAP|AP50|AP75|AP_[SML]|oIoU|mIoU|VC8|VC16)$|^P@0\.[5-9]$")
+                   r"|^(mAP|AP50|AP75|AP_[SML]|oIoU|mIoU|VC8|VC16|pixel_acc|class_acc|fwIoU)$"
+                   r"|^P@0\.[5-9]$")
 """Keys that hold a score (a fraction); everything else numeric is a count or a label."""
 FRACTION, PERCENT = "fraction", "percent"
 

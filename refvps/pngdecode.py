@@ -122,9 +122,13 @@ def _unfilter(png: _Png) -> np.ndarray | None:
     while not done.all():
         ready = [row for row in later if row == 0 or done[row - 1]]
         paeth = np.asarray([row for row in ready if filters[row] == 4], np.int64)
-        if paeth.size:
+        if paeth.size > 2:  # many rows: position by position across rows
             above = np.where((paeth > 0)[:, None], out[np.maximum(paeth - 1, 0)], 0)
             out[paeth] = _paeth_rows(rows[paeth], above.astype(np.uint8))
+        else:  # a row or two (the usual case in masks): less overhead one at a time
+            for row in paeth.tolist():
+                out[row] = _paeth_row(rows[row], out[row - 1] if row else
+                                      np.zeros(stride, np.uint8))
         for row in ready:
             if filters[row] == 3:
                 above = out[row - 1] if row else np.zeros(stride, np.uint8)
@@ -222,6 +226,37 @@ def _paeth_rows(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
             bases[:, j + 1] = np.where(live, value - prefix_there, 0)
     run = np.cumsum(special, axis=1)  # how many special positions up to x
     return ((np.take_along_axis(bases, run, axis=1) + prefix) % 256).astype(np.uint8)
+
+
+def _paeth_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Undo Paeth on one row: where the pixels above and above-left are equal the predictor
+    is the left pixel (a prefix sum, as for Sub), so only the other positions, few in a mask,
+    need the full rule, one by one."""
+    b = above.astype(np.int64)
+    c = np.concatenate(([0], b[:-1]))
+    special = np.flatnonzero(b != c)
+    prefix = np.cumsum(raw, dtype=np.int64)
+    if special.size == 0:
+        return (prefix % 256).astype(np.uint8)
+    # Only the special positions' values enter the loop (prefix[-1] stands for 0 at x = 0).
+    before = np.where(special > 0, prefix[special - 1], 0).tolist()
+    at = prefix[special].tolist()
+    values_raw, ups, up_lefts = raw[special].tolist(), b[special].tolist(), c[special].tolist()
+    value, prefix_there = 0, 0  # value and prefix at the last special position, none yet
+    bases = [0]
+    for k, x in enumerate(special.tolist()):
+        left = 0 if x == 0 else (value + before[k] - prefix_there) % 256
+        up, up_left = ups[k], up_lefts[k]
+        p = left + up - up_left
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+        predictor = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
+        value = (values_raw[k] + predictor) % 256
+        prefix_there = at[k]
+        bases.append(value - prefix_there)
+    # Between special positions: value[x] = base + prefix[x], with one base per run.
+    run = np.zeros(raw.shape[0], np.int64)
+    run[special] = 1
+    return ((np.asarray(bases, np.int64)[np.cumsum(run)] + prefix) % 256).astype(np.uint8)
 
 
 def _average_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:

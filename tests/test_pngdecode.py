@@ -101,6 +101,7 @@ FILTER_PLANS = {
     "none": lambda y: 0, "sub": lambda y: 1, "up": lambda y: 2, "average": lambda y: 3,
     "paeth": lambda y: 4, "cycle": lambda y: y % 5, "mixed": lambda y: (y * 7 + y // 3) % 5,
     "up-runs": lambda y: 2 if y % 6 else 1,
+    "paeth-under-sub": lambda y: 4 if y % 3 == 2 else 1,  # many Paeth rows ready at once
 }
 SHAPES = [(1, 1), (1, 9), (7, 1), (2, 3), (5, 7), (13, 17), (31, 33), (64, 65), (40, 127)]
 

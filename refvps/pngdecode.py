@@ -35,6 +35,9 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GRAY, PALETTE = 0, 3
 _SKIPPED = frozenset({b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs"})
 """Ancillary chunks that change nothing in the pixels either reader returns."""
+MAX_SEQUENTIAL_ROWS = 8
+"""Paeth / Average rows are undone position by position; past this many in one image (rare in
+masks: thin structures written with adaptive filtering) the reference decoder is faster."""
 _PIL_GRAY_SCALE = {1: 1, 2: 85, 4: 17, 8: 1}
 """PIL returns 1-bit greyscale as 0/1 (mode '1'), 2- and 4-bit scaled to 0..255 (mode 'L')."""
 
@@ -107,6 +110,8 @@ def _unfilter(png: _Png) -> np.ndarray | None:
     filters, rows = rows[:, 0].copy(), rows[:, 1:]
     if filters.max() > 4:
         return None
+    if np.count_nonzero(filters >= 3) > MAX_SEQUENTIAL_ROWS:
+        return None  # the reference decoder is faster on such files
     if filters[0] == 2:  # the row above the first one is zeros: Up adds nothing
         filters[0] = 0
     out = rows.copy()

@@ -37,7 +37,9 @@ def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
 
 
 def _score(task: VideoTask) -> TaskResult:
-    return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
+    from refvps.loaders.base import score_safely
+
+    return score_safely(_STATE["benchmark"], task, _STATE["store"], _STATE["allow_missing"])
 
 
 def _die_with_parent() -> None:
@@ -154,7 +156,9 @@ def process_pool(workers: int, initializer=None, initargs: tuple = ()
 
 def score_remote(benchmark: Benchmark, store, task: VideoTask, allow_missing: bool) -> TaskResult:
     """One task on a Ray worker (module-level so that Ray can import it)."""
-    return benchmark.score_task(task, store, allow_missing)
+    from refvps.loaders.base import score_safely
+
+    return score_safely(benchmark, task, store, allow_missing)
 
 
 def _score_on_ray(benchmark: Benchmark, store, tasks: list[VideoTask], allow_missing: bool,
@@ -194,6 +198,8 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
     ``executor="ray"`` submits one Ray task per video to the cluster at ``address`` (default: a
     local instance; ``workers`` is then ignored, Ray schedules on every CPU it has).
     """
+    from refvps.loaders.base import score_safely
+
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     from tqdm import tqdm  # imported here: the command line starts without it
@@ -210,7 +216,7 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
             return
         if workers == 1:
             for task in tasks:
-                yield benchmark.score_task(task, store, allow_missing)
+                yield score_safely(benchmark, task, store, allow_missing)
                 bar.update()
             return
         with process_pool(workers, _init_worker, (benchmark, store, allow_missing)) as pool:

@@ -1,8 +1,8 @@
 """The one unit convention of refvps output: scores are fractions in [0, 1], percent on request.
 
 Every score refvps computes, stores and prints (J, F, J&F, recall, decay, TC, empty-prediction
-rate; mAP, AP, overall / mean IoU, precision@K; VSPW mIoU and VC) is a fraction: the per-frame kernels, ``summary.json``, the per-unit tables, run records,
-and the output of ``eval``, ``runs``, ``report``, ``compare`` and ``leaderboard``. ``--percent``
+rate; mAP, AP, overall / mean IoU, precision@K; VSPW mIoU and VC) is a fraction: the per-frame
+kernels, ``summary.json``, the per-unit tables, run records, and the output of ``eval``, ``runs``, ``report``, ``compare`` and ``leaderboard``. ``--percent``
 on those commands multiplies scores by 100, the way papers print them (TC then reads as REM's
 "Temp. Con." in percent points). Counts (``TC_units``, ``n_classes``, ...) are never scaled.
 The published numbers are stored as printed (percent) and converted on reading.
@@ -15,7 +15,8 @@ import re
 import pandas as pd
 
 SCORE = re.compile(r"^(J&F|J|F|TC)(_(recall|decay|mean|std))?$|^empty_pred_rate$"
-                   r"|^(mAP|AP50|AP75|AP_[SML]|oIoU|mIoU|VC8|VC16)$|^P@0\.[5-9]$")
+                   r"|^(mAP|AP50|AP75|AP_[SML]|oIoU|mIoU|VC8|VC16|pixel_acc|class_acc|fwIoU)$"
+                   r"|^P@0\.[5-9]$")
 """Keys that hold a score (a fraction); everything else numeric is a count or a label."""
 FRACTION, PERCENT = "fraction", "percent"
 
@@ -57,3 +58,17 @@ def unit_label(percent: bool) -> str:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def shown_result(result, percent: bool):
+    """``result`` (an :class:`~refvps.evaluation.EvalResult`) as a command shows it: unchanged
+    for fractions; for percent a copy whose scores are multiplied by 100."""
+    if not percent:
+        return result
+    from refvps.evaluation import EvalResult
+
+    summary = dict(result.summary, metrics=scale_metrics(result.summary["metrics"], True),
+                   unit=PERCENT)
+    tables = {name: scale_table(table, True) for name, table in result.tables.items()}
+    return EvalResult(summary, scale_table(result.frames, True), scale_table(result.units, True),
+                      tables)

@@ -158,7 +158,7 @@ def test_cli_eval_and_benchmarks_listing(bear, tmp_path):
 def test_published_rows_as_printed_in_uniref_pp(tmp_path):
     from refvps.leaderboard.table import build_leaderboard
 
-    table, _ = build_leaderboard("davis17", results=tmp_path)
+    table, _ = build_leaderboard("davis17", results=tmp_path, percent=True)
     rows = table.set_index("printed_as")
     assert (rows.loc["UniRef++-L", "J&F"], rows.loc["UniRef++-L", "J"],
             rows.loc["UniRef++-L", "F"]) == (83.9, 80.8, 89.8)  # UniRef++ Table 5

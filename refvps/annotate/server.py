@@ -51,6 +51,8 @@ MAX_CONNECTIONS = 16
 REQUEST_TIMEOUT = 30
 """Seconds a connection may sit idle or stall mid-request before it is dropped."""
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+EXPORT_LOCK_WAIT_S = 30
+"""How long the Export button waits for another export into the same dataset (then 409)."""
 FOREGROUND_BGRA = (255, 144, 30, 255)  # dodger blue
 IGNORE_BGRA = (0, 214, 255, 255)  # yellow
 _FRAME_ROUTE = re.compile(r"^/api/frame/(?P<frame>\d{5})/(?P<action>[a-z_]+(?:\.png)?)$")
@@ -180,7 +182,8 @@ class AnnotateApp:
             try:
                 dataset = export_workspace(self.ws, self.export_to,
                                            provenance=s.backend.describe(),
-                                           replace=bool(body.get("replace", False)))
+                                           replace=bool(body.get("replace", False)),
+                                           lock_wait=EXPORT_LOCK_WAIT_S)
             except ClipExistsError as exc:
                 raise HTTPError(HTTPStatus.CONFLICT, f"{exc} (the API: {{\"replace\": true}})",
                                 clip_exists=True) from None

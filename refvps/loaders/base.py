@@ -80,6 +80,16 @@ def read_digested(path: Path, digests: dict[str, str], key: str) -> np.ndarray:
     return read_mask_bytes(data, str(path))
 
 
+def score_safely(benchmark: "Benchmark", task: VideoTask, reader,
+                 allow_missing: bool) -> TaskResult:
+    """``benchmark.score_task``, with a file that could not be used anywhere in it turned into
+    a problem naming the file (the run goes on and reports it with all others, exit 2)."""
+    try:
+        return benchmark.score_task(task, reader, allow_missing)
+    except MaskError as exc:
+        return TaskResult([], [Problem(exc.path, exc.what)])
+
+
 def _unit_stats(group: pd.DataFrame, compute_f: bool, decay_mode: str) -> dict:
     j = group["J"].to_numpy()
     stats = {

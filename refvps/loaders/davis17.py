@@ -13,6 +13,7 @@ mean / recall / decay; dataset = mean over all objects of all sequences, J&F = (
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,10 @@ from refvps.errors import MaskError, Problem
 from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_RESOLUTION,
                             DAVIS_SEMI_FOLDER, FRAME_EXT, IGNORE_LABEL, JPEG_DIR, MASK_EXT,
                             ANNOTATION_DIR)
+from refvps.inputs import check_png, read_file
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  read_digested)
+from refvps.loaders.jsonfiles import read_name_list, read_split_list
 from refvps.masks import read_mask_bytes
 
 MIN_FRAMES = 3  # the protocol scores frames 2..T-1
@@ -88,11 +91,9 @@ class Davis17(Benchmark):
     def sequences(self) -> list[str]:
         """The ImageSets list, lines stripped (blank lines skipped: the official reader would
         look for a sequence named '')."""
-        try:
-            text = self.split_file().read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not os.path.lexists(self.split_file()):
             return []
-        return [name for name in (line.strip() for line in text.splitlines()) if name]
+        return read_name_list(self.split_file(), [], "sequence") or []
 
     def gt_dir(self, seq: str) -> Path:
         return self.davis_dir / ANNOTATION_DIR / DAVIS_RESOLUTION / seq
@@ -123,13 +124,11 @@ class Davis17(Benchmark):
     # --- validation --------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not split_file.is_file():
-            return [Problem(str(split_file), "split list not found (expected a DAVIS folder with "
-                                             f"{DAVIS_IMAGESETS_DIR} and "
-                                             f"{ANNOTATION_DIR}/{DAVIS_RESOLUTION})")]
-        seqs = self.sequences()
-        problems = [] if seqs else [Problem(str(split_file), "the split list names no sequence")]
-        for seq in seqs:
+        problems: list[Problem] = []
+        seqs = read_split_list(split_file, problems, "sequence", (
+            f"split list not found (expected a DAVIS folder with {DAVIS_IMAGESETS_DIR} and "
+            f"{ANNOTATION_DIR}/{DAVIS_RESOLUTION})"))
+        for seq in seqs or []:
             problems += self._validate_sequence(seq)
         return problems
 
@@ -148,14 +147,15 @@ class Davis17(Benchmark):
         for frame in frames:
             path = folder / f"{frame}{MASK_EXT}"
             try:
-                with Image.open(path) as image:
-                    mode, frame_size = image.mode, image.size
-            except OSError as exc:
-                problems.append(Problem(str(path), f"unreadable image ({exc})"))
+                header = check_png(read_file(path, head=64), str(path))
+            except MaskError as exc:
+                problems.append(Problem(exc.path, exc.what))
                 continue
-            if mode not in ("P", "L"):
-                problems.append(Problem(str(path), f"mode {mode!r}; annotations must be palette "
-                                                   "('P') or grayscale ('L') PNGs"))
+            frame_size = (header.width, header.height)
+            if header.color_type not in (0, 3) or header.bit_depth > 8:
+                problems.append(Problem(str(path), f"{header.bit_depth}-bit {header.color} PNG; "
+                                                   "annotations must be 8-bit palette ('P') or "
+                                                   "grayscale ('L') PNGs"))
             size = size or frame_size
             if frame_size != size:
                 problems.append(Problem(str(path), f"size {frame_size[0]}x{frame_size[1]} (WxH) "
@@ -213,7 +213,11 @@ class Davis17(Benchmark):
             except MaskError as exc:
                 return TaskResult([], [Problem(exc.path, exc.what)], 0, gt.digests)
             relpath = f"{task.video}/{frame}{MASK_EXT}"
-            data = reader.read_bytes(relpath)
+            try:
+                data = reader.read_bytes(relpath)
+            except MaskError as exc:
+                problems.append(Problem(exc.path, exc.what))
+                continue
             if data is None:
                 missing += 1
                 if not allow_missing:

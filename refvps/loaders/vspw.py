@@ -30,7 +30,7 @@ from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSP
                             class_phrase)
 from refvps.loaders.base import GroundTruth, Query, TaskResult, VideoTask, read_digested
 from refvps.loaders.classwise import ClassAveragedBenchmark
-from refvps.loaders.jsonfiles import read_json_object, read_name_list, show
+from refvps.loaders.jsonfiles import read_json_object, read_name_list, read_split_list, show
 from refvps.masks import read_mask
 
 STUFF_BY_RAW = {stuff_id + 1: name for stuff_id, name in VSPW_STUFF_CLASSES}
@@ -155,14 +155,9 @@ class VSPW(ClassAveragedBenchmark):
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not os.path.lexists(split_file):
-            return [Problem(str(split_file), "split list not found")]
         problems: list[Problem] = []
-        videos = read_name_list(split_file, problems, "video")
-        if videos is None:
+        if read_split_list(split_file, problems, "video") is None:
             return problems
-        if not videos:
-            problems.append(Problem(str(split_file), "the split list names no video"))
         for _stems, _raws, video_problems in self.scan().values():
             problems += video_problems
         problems += self._check_label_names()

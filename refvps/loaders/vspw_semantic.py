@@ -23,6 +23,7 @@ count it in the next class's row, or crash), never counted.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from refvps.errors import MaskError, Problem
 from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSPW_LABEL_FILE,
                             VSPW_MASK_DIR, VSPW_ORIGIN_DIR)
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask, read_digested
+from refvps.loaders.jsonfiles import read_json_object, read_name_list, read_split_list
 from refvps.masks import read_mask_bytes
 
 N_CLASSES = 124
@@ -122,11 +124,9 @@ class VSPWSemantic(Benchmark):
 
     def video_ids(self) -> list[str]:
         """Videos of the split list (lines stripped, blank lines skipped, order kept)."""
-        try:
-            text = self.split_file().read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not os.path.lexists(self.split_file()):
             return []
-        return [name for name in (line.strip() for line in text.splitlines()) if name]
+        return read_name_list(self.split_file(), [], "video") or []
 
     def mask_dir(self, video: str) -> Path:
         return self.root / VSPW_DATA_DIR / video / VSPW_MASK_DIR
@@ -143,21 +143,19 @@ class VSPWSemantic(Benchmark):
 
     def class_names(self) -> dict[int, str]:
         """Class id (0..123) -> name, from ``label_num_dic_final.json`` when it is present."""
-        try:
-            names = json.loads((self.root / VSPW_LABEL_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        names = read_json_object(self.root / VSPW_LABEL_FILE, [], required=False) or {}
         return {int(raw) - 1: name for name, raw in names.items()
                 if str(raw).isdigit() and 1 <= int(raw) <= N_CLASSES}
 
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not split_file.is_file():
-            return [Problem(str(split_file), "split list not found")]
-        videos = self.video_ids()
-        problems = [] if videos else [Problem(str(split_file), "the split list names no video")]
-        if len(set(videos)) != len(videos):
-            problems.append(Problem(str(split_file), "a video is listed twice"))
+        problems: list[Problem] = []
+        videos = read_split_list(split_file, problems, "video")
+        if videos is None:
+            return problems
+        label_file = self.root / VSPW_LABEL_FILE
+        if os.path.lexists(label_file):
+            read_json_object(label_file, problems)
         for video in videos:
             folder = self.mask_dir(video)
             if not self.mask_stems(video):
@@ -195,7 +193,11 @@ class VSPWSemantic(Benchmark):
                                         f"from the video's {gts[0].shape[1]}x{gts[0].shape[0]}"))
                 continue
             relpath = self.prediction_relpath(query, frame)
-            data = reader.read_bytes(relpath)
+            try:
+                data = reader.read_bytes(relpath)
+            except MaskError as exc:
+                problems.append(Problem(exc.path, exc.what))
+                continue
             if data is None:
                 missing += 1  # reported by the presence check (or below)
                 continue

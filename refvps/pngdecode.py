@@ -3,16 +3,18 @@
 Decoding a mask PNG is mostly inflating its data (a few KB that expand to one byte per pixel)
 and undoing the per-row filters. Here the data is inflated with zlib-ng when it is installed (a
 drop-in zlib built for speed: about 10x faster than the standard library's zlib on mask PNGs;
-wheels for every major platform, maintained with python-isal) and the filters are undone for all
-rows at once with numpy and OpenCV prefix sums instead of row by row in C:
+wheels for every major platform, maintained with python-isal) and the filters are undone for
+many rows at once with numpy instead of byte by byte:
 
 * ``None`` and ``Sub`` rows do not depend on the row above: Sub is a prefix sum along the row
-  (mod 256), taken for all Sub rows at once from ``cv2.integral``;
-* ``Up`` rows add the row above, so a run of them below a known row is a prefix sum down the
-  columns, taken for all runs at once;
+  (mod 256), computed for all Sub rows at once from their non-zero bytes (in a mask, only where
+  the value changes);
+* ``Up`` rows add the row above, so a run of them below a finished row is a prefix sum down the
+  columns, taken for all such runs at once by doubling;
 * ``Paeth`` predicts the left neighbour wherever the two pixels above it are equal (almost
   everywhere in a mask), so a Paeth row is a prefix sum between the few other pixels; ``Average``
-  rows (rare in masks) are undone pixel by pixel.
+  rows (rare in masks) are undone pixel by pixel. Images with many such rows go to the
+  reference reader, which is faster on them.
 
 Only what can be reproduced exactly is decoded: a greyscale or palette PNG, 1/2/4/8-bit, not
 interlaced, with well-formed chunks and checksums. For anything else the functions return None
@@ -23,7 +25,6 @@ from __future__ import annotations
 import struct
 import zlib
 
-import cv2
 import numpy as np
 
 try:  # optional: the standard library's zlib decodes the same bytes, only slower

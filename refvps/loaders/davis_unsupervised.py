@@ -4,9 +4,9 @@ The official evaluator stacks every object and every proposal of a sequence into
 arrays, then computes J and F for each (proposal, object) pair frame by frame from scratch. Here
 a frame's masks are decoded and bit-packed once, each mask's :class:`~refvps.metrics.Boundary`
 is built once and scored against every mask of the other side, and J's intersection and areas
-are popcounts of the packed masks (the official integer counts). The per-frame values are then laid out as the official ``(proposals, objects,
-frames)`` float64 arrays so the Hungarian cost matrix, its tie-breaking and every statistic are
-bit-identical to the reference.
+are popcounts of the packed masks (the official integer counts). The per-frame values are then
+laid out as the official ``(proposals, objects, frames)`` float64 arrays so the Hungarian cost
+matrix, its tie-breaking and every statistic are bit-identical to the reference.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from refvps.formats import DAVIS_MAX_PROPOSALS
 from refvps.metrics import Boundary, boundary_of, f_from_boundaries
 from refvps.metrics.bits import pack_mask, popcount
 from refvps.metrics.boundary import boundary_of_bits
+
 
 @dataclass(frozen=True)
 class Mask:

@@ -33,6 +33,7 @@ from refvps.errors import MaskError, Problem, ValidationError
 from refvps.formats import (A2D_FOLDER, A2D_GT_FILE, A2D_SAMPLES_FILE, JHMDB_FOLDER, JHMDB_GT_FILE,
                             JHMDB_SAMPLES_FILE)
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask
+from refvps.loaders.jsonfiles import read_json
 from refvps.masks import rle_decode
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -103,18 +104,14 @@ class ActorSentences(Benchmark):
 
     def _read_gt(self) -> tuple[dict[str, dict], list[Problem]]:
         path = self.root / self.gt_file
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}, [Problem(str(path), "file not found (the COCO-format ground truth that "
-                                           "MTTR's create_gt_in_coco_format.py writes)")]
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return {}, [Problem(str(path), f"malformed JSON ({exc})")]
+        problems: list[Problem] = []
+        data = read_json(path, problems)
+        if data is None:
+            return {}, problems
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
                                                  for k in ("images", "annotations")):
             return {}, [Problem(str(path), "expected a COCO object with 'images' and "
                                            "'annotations' lists")]
-        problems: list[Problem] = []
         texts = self._texts()
         samples: dict[str, dict] = {}
         for image in data["images"]:
@@ -163,11 +160,7 @@ class ActorSentences(Benchmark):
 
     def _texts(self) -> dict[tuple[str, int, str], str]:
         """(video, frame, instance) -> sentence, from the sample list when it is present."""
-        path = self.root / self.samples_file
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        rows = read_json(self.root / self.samples_file, [], required=False)
         texts = {}
         for row in rows if isinstance(rows, list) else []:
             try:

@@ -13,10 +13,10 @@ mean / recall / decay; dataset = mean over all objects of all sequences, J&F = (
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from refvps.errors import MaskError, Problem
 from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_RESOLUTION,
@@ -24,7 +24,9 @@ from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_RESOLUTION,
                             ANNOTATION_DIR)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  read_digested)
-from refvps.masks import read_mask_bytes
+from refvps.loaders.davis_annotations import check_annotation_frames
+from refvps.loaders.jsonfiles import read_name_list
+from refvps.masks import read_mask, read_mask_bytes
 
 MIN_FRAMES = 3  # the protocol scores frames 2..T-1
 
@@ -88,11 +90,9 @@ class Davis17(Benchmark):
     def sequences(self) -> list[str]:
         """The ImageSets list, lines stripped (blank lines skipped: the official reader would
         look for a sequence named '')."""
-        try:
-            text = self.split_file().read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not os.path.lexists(self.split_file()):
             return []
-        return [name for name in (line.strip() for line in text.splitlines()) if name]
+        return read_name_list(self.split_file(), [], "sequence") or []
 
     def gt_dir(self, seq: str) -> Path:
         return self.davis_dir / ANNOTATION_DIR / DAVIS_RESOLUTION / seq
@@ -113,61 +113,35 @@ class Davis17(Benchmark):
         if seq not in self._objects:
             frames = self.gt_frames(seq)
             try:
-                with Image.open(self.gt_dir(seq) / f"{frames[0]}{MASK_EXT}") as image:
-                    labels = np.array(image)
-                self._objects[seq] = int(np.where(labels == IGNORE_LABEL, 0, labels).max(initial=0))
-            except (OSError, IndexError):
-                self._objects[seq] = 0
+                labels = read_mask(self.gt_dir(seq) / f"{frames[0]}{MASK_EXT}")
+            except (MaskError, IndexError):  # reported by validate()
+                labels = np.zeros((1, 1), np.uint8)
+            self._objects[seq] = int(np.where(labels == IGNORE_LABEL, 0, labels).max(initial=0))
         return self._objects[seq]
 
     # --- validation --------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not split_file.is_file():
+        if not os.path.lexists(split_file):
             return [Problem(str(split_file), "split list not found (expected a DAVIS folder with "
                                              f"{DAVIS_IMAGESETS_DIR} and "
                                              f"{ANNOTATION_DIR}/{DAVIS_RESOLUTION})")]
-        seqs = self.sequences()
-        problems = [] if seqs else [Problem(str(split_file), "the split list names no sequence")]
-        for seq in seqs:
+        problems: list[Problem] = []
+        seqs = read_name_list(split_file, problems, "sequence")
+        if seqs == []:
+            problems.append(Problem(str(split_file), "the split list names no sequence"))
+        for seq in seqs or []:
             problems += self._validate_sequence(seq)
         return problems
 
     def _validate_sequence(self, seq: str) -> list[Problem]:
-        folder = self.gt_dir(seq)
         frames = self.gt_frames(seq)
-        if not frames:
-            return [Problem(str(folder), "no annotation PNGs" if folder.is_dir()
-                            else "annotation folder not found")]
-        problems = []
-        if len(frames) < MIN_FRAMES:
-            problems.append(Problem(str(folder), f"{len(frames)} annotation frame(s): the "
-                                                 "semi-supervised protocol scores frames 2..T-1 "
-                                                 f"and needs at least {MIN_FRAMES}"))
-        size = None
-        for frame in frames:
-            path = folder / f"{frame}{MASK_EXT}"
-            try:
-                with Image.open(path) as image:
-                    mode, frame_size = image.mode, image.size
-            except OSError as exc:
-                problems.append(Problem(str(path), f"unreadable image ({exc})"))
-                continue
-            if mode not in ("P", "L"):
-                problems.append(Problem(str(path), f"mode {mode!r}; annotations must be palette "
-                                                   "('P') or grayscale ('L') PNGs"))
-            size = size or frame_size
-            if frame_size != size:
-                problems.append(Problem(str(path), f"size {frame_size[0]}x{frame_size[1]} (WxH) "
-                                                   f"differs from the first frame's "
-                                                   f"{size[0]}x{size[1]}"))
-        jpegs = self.davis_dir / JPEG_DIR / DAVIS_RESOLUTION / seq
-        if jpegs.is_dir():
-            unannotated = sorted({p.stem for p in jpegs.glob(f"*{FRAME_EXT}")} - set(frames))
-            if unannotated:
-                problems.append(Problem(str(folder), f"{len(unannotated)} frame(s) of {jpegs} have "
-                                                     f"no annotation, e.g. {unannotated[0]} (the "
-                                                     "official evaluator cannot score them)"))
+        problems = check_annotation_frames(self.gt_dir(seq), frames,
+                                           self.davis_dir / JPEG_DIR / DAVIS_RESOLUTION / seq)
+        if 0 < len(frames) < MIN_FRAMES:
+            problems.append(Problem(str(self.gt_dir(seq)), f"{len(frames)} annotation frame(s): "
+                                    "the semi-supervised protocol scores frames 2..T-1 and needs "
+                                    f"at least {MIN_FRAMES}"))
         return problems
 
     # --- tasks -------------------------------------------------------------------------------

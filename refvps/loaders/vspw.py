@@ -67,12 +67,53 @@ class _VideoGT(GroundTruth):
         return self.label(frame) == query.target[0], None
 
 
-class VSPW(ClassAveragedBenchmark):
-    name = "vspw"
+class VSPWTree:
+    """The VSPW tree both VSPW benchmarks read: split lists and ``data/<video>/{mask,origin}``."""
+
     folder = VSPW_FOLDER
-    title = "VSPW stuff (referring, REM protocol)"
     splits = ("train", "val", "test")
     default_split = "val"
+    root: Path
+    split: str
+
+    @classmethod
+    def looks_like(cls, path: Path) -> bool:
+        return (path / VSPW_DATA_DIR).is_dir() and any(
+            (path / f"{split}.txt").is_file() for split in cls.splits)
+
+    def split_file(self) -> Path:
+        return self.root / f"{self.split}.txt"
+
+    def metadata_files(self) -> list[Path]:
+        return [self.split_file()]
+
+    def video_ids(self) -> list[str]:
+        """Videos of the split list (lines stripped, blank lines skipped, order kept)."""
+        if not os.path.lexists(self.split_file()):
+            return []
+        return read_name_list(self.split_file(), [], "video") or []
+
+    def read_split(self, problems: list[Problem]) -> list[str] | None:
+        """The split's videos, its problems appended (None when the list is unusable)."""
+        split_file = self.split_file()
+        if not os.path.lexists(split_file):
+            problems.append(Problem(str(split_file), "split list not found"))
+            return None
+        videos = read_name_list(split_file, problems, "video")
+        if videos == []:
+            problems.append(Problem(str(split_file), "the split list names no video"))
+        return videos
+
+    def mask_dir(self, video: str) -> Path:
+        return self.root / VSPW_DATA_DIR / video / VSPW_MASK_DIR
+
+    def frame_path(self, video: str, frame: str) -> Path:
+        return self.root / VSPW_DATA_DIR / video / VSPW_ORIGIN_DIR / f"{frame}{FRAME_EXT}"
+
+
+class VSPW(VSPWTree, ClassAveragedBenchmark):
+    name = "vspw"
+    title = "VSPW stuff (referring, REM protocol)"
     missing_modes = ("strict", "official")
     protocol = ("J over every mask frame, GT = raw label == stuff id + 1 (others/void are "
                 "background), one query per (video, stuff class present), mean per class, "
@@ -90,30 +131,6 @@ class VSPW(ClassAveragedBenchmark):
         state = dict(self.__dict__)
         state["_scan"] = None  # workers only need the tasks they are sent
         return state
-
-    @classmethod
-    def looks_like(cls, path: Path) -> bool:
-        return (path / VSPW_DATA_DIR).is_dir() and any(
-            (path / f"{split}.txt").is_file() for split in cls.splits)
-
-    # --- metadata ---------------------------------------------------------------------------
-    def split_file(self) -> Path:
-        return self.root / f"{self.split}.txt"
-
-    def metadata_files(self) -> list[Path]:
-        return [self.split_file()]
-
-    def video_ids(self) -> list[str]:
-        """Videos of the split list (lines stripped, blank lines skipped, order kept)."""
-        if not os.path.lexists(self.split_file()):
-            return []
-        return read_name_list(self.split_file(), [], "video") or []
-
-    def mask_dir(self, video: str) -> Path:
-        return self.root / VSPW_DATA_DIR / video / VSPW_MASK_DIR
-
-    def frame_path(self, video: str, frame: str) -> Path:
-        return self.root / VSPW_DATA_DIR / video / VSPW_ORIGIN_DIR / f"{frame}{FRAME_EXT}"
 
     def scan(self) -> dict[str, tuple[tuple[str, ...], tuple[int, ...], list[Problem]]]:
         """Per video: (sorted mask stems, raw stuff values present, problems); decoded once."""
@@ -154,15 +171,9 @@ class VSPW(ClassAveragedBenchmark):
 
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
-        split_file = self.split_file()
-        if not os.path.lexists(split_file):
-            return [Problem(str(split_file), "split list not found")]
         problems: list[Problem] = []
-        videos = read_name_list(split_file, problems, "video")
-        if videos is None:
+        if self.read_split(problems) is None:
             return problems
-        if not videos:
-            problems.append(Problem(str(split_file), "the split list names no video"))
         for _stems, _raws, video_problems in self.scan().values():
             problems += video_problems
         problems += self._check_label_names()

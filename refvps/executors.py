@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from tqdm import tqdm
-
 from refvps.errors import RefvpsError
 
 if TYPE_CHECKING:
@@ -39,7 +37,9 @@ def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
 
 
 def _score(task: VideoTask) -> TaskResult:
-    return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
+    from refvps.loaders.base import score_safely
+
+    return score_safely(_STATE["benchmark"], task, _STATE["store"], _STATE["allow_missing"])
 
 
 def _die_with_parent() -> None:
@@ -156,7 +156,9 @@ def process_pool(workers: int, initializer=None, initargs: tuple = ()
 
 def score_remote(benchmark: Benchmark, store, task: VideoTask, allow_missing: bool) -> TaskResult:
     """One task on a Ray worker (module-level so that Ray can import it)."""
-    return benchmark.score_task(task, store, allow_missing)
+    from refvps.loaders.base import score_safely
+
+    return score_safely(benchmark, task, store, allow_missing)
 
 
 def _score_on_ray(benchmark: Benchmark, store, tasks: list[VideoTask], allow_missing: bool,
@@ -176,6 +178,18 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+SMALL_JOB_FRAMES = 3000
+"""Below this many query-frames a pool costs more than it saves (starting workers that import
+numpy, OpenCV and pandas takes about as long as one process scoring 3,000 frames): by default
+one process scores them."""
+
+
+def auto_workers(tasks: list[VideoTask]) -> int:
+    """Default worker count: one for a small job, else every core this process may use."""
+    frames = sum(len(query.frames) for task in tasks for query in task.queries)
+    return 1 if frames < SMALL_JOB_FRAMES else default_workers()
+
+
 def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_missing: bool,
                 workers: int | None = None, executor: str = "local",
                 progress: bool = True, address: str | None = None) -> Iterator[TaskResult]:
@@ -184,9 +198,13 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
     ``executor="ray"`` submits one Ray task per video to the cluster at ``address`` (default: a
     local instance; ``workers`` is then ignored, Ray schedules on every CPU it has).
     """
+    from refvps.loaders.base import score_safely
+
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    workers = default_workers() if workers is None else max(1, workers)
+    from tqdm import tqdm  # imported here: the command line starts without it
+
+    workers = auto_workers(tasks) if workers is None else max(1, workers)
     workers = min(workers, len(tasks)) or 1
     bar = tqdm(total=len(tasks), unit="video", desc=f"scoring {benchmark.name}",
                disable=None if progress else True, leave=False)
@@ -198,7 +216,7 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
             return
         if workers == 1:
             for task in tasks:
-                yield benchmark.score_task(task, store, allow_missing)
+                yield score_safely(benchmark, task, store, allow_missing)
                 bar.update()
             return
         with process_pool(workers, _init_worker, (benchmark, store, allow_missing)) as pool:

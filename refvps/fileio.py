@@ -102,8 +102,8 @@ class OutputFolder:
     - a new folder: ``rename(staging, folder)``;
     - replacing one: on Linux one ``renameat2(RENAME_EXCHANGE)`` swaps them (no instant without
       a folder); elsewhere ``rename(folder, old)`` then ``rename(staging, folder)``, so for the
-      instant between the two renames the folder is absent (the next writer puts ``old`` back if
-      a crash hits exactly there).
+      instant between the two renames the folder is absent (an interrupted writer puts ``old``
+      back as it closes; after a kill exactly there, the next writer does).
 
     A killed writer leaves its staging folder in the sibling; the next writer of the same folder
     removes it. After a commit the sibling is removed. Only a folder that is empty or holds
@@ -122,6 +122,8 @@ class OutputFolder:
         self.side = self.path.with_name(f".{self.path.name}.refvps")
         self.staging: Path | None = None
         self._lock = None
+        self._created: list[Path] = []  # parent folders open() made, removed if nothing lands
+        self._committed = False
 
     # --- checks ---------------------------------------------------------------------------
     def _refuse(self, why: str) -> OutputError:
@@ -149,6 +151,7 @@ class OutputFolder:
         if self.staging is not None:
             return self
         self.check()
+        self._created = [p for p in self.path.parents if not p.exists()][::-1]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = ProcessLock(self.side / "lock", purpose=f"writing {self.path}")
@@ -167,15 +170,21 @@ class OutputFolder:
             raise
         return self
 
-    def _recover(self) -> None:
-        """Undo what a writer killed mid-commit left: put a moved-aside folder back, drop the
-        rest (all under the lock, so no writer is still using them)."""
+    def _put_back(self) -> None:
+        """If the folder was moved aside and its replacement never arrived, move it back."""
         olds = sorted(self.side.glob("old-*"), key=lambda p: p.stat().st_mtime)
         if olds and not self.path.exists():
             olds.pop().rename(self.path)
+
+    def _recover(self) -> None:
+        """Undo what a writer killed mid-commit left: put a moved-aside folder back, drop the
+        rest (all under the lock, so no writer is still using them)."""
+        self._put_back()
         for leftover in self.side.iterdir():
-            if leftover.name != "lock":
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            elif leftover.name != "lock":
+                leftover.unlink()
 
     # --- writing --------------------------------------------------------------------------
     def commit(self) -> None:
@@ -202,6 +211,7 @@ class OutputFolder:
             shutil.rmtree(old)
         _fsync_dir(self.path.parent)
         self.staging = None
+        self._committed = True
         checkpoint("output.committed")
 
     def close(self) -> None:
@@ -210,11 +220,18 @@ class OutputFolder:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
         if self._lock is not None and self._lock.held:
+            self._put_back()
             self._lock.release(remove=True)
             try:
                 self.side.rmdir()
             except OSError:
                 pass  # another writer is already waiting in it
+        if not self._committed:
+            for folder in reversed(self._created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty: someone else writes there too
         self._lock = None
 
     def __enter__(self) -> "OutputFolder":

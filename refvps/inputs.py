@@ -28,6 +28,9 @@ MAX_MASK_BYTES = 128 * 1024 * 1024
 """Largest mask file read (bytes). An 8-bit 10000 x 10000 mask stored without compression is
 about 95 MiB; a larger file is not a mask refvps can score."""
 
+MAX_RESULTS_BYTES = 4 * 1024**3
+"""Largest single results file read from a predictions store (e.g. a COCO results .json)."""
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _OTHER_FORMATS = (  # (leading bytes, what the file really is)
@@ -102,7 +105,7 @@ def _os_reason(exc: OSError, path: str | Path) -> str:
 
 def too_large(size: int, limit: int = MAX_MASK_BYTES) -> str:
     return (f"is {size / 2**20:.1f} MiB, larger than the {limit // 2**20} MiB refvps reads "
-            "for one mask; not read")
+            "for one file of this kind; not read")
 
 
 def read_file(path: str | Path, where: str | None = None, limit: int = MAX_MASK_BYTES,
@@ -135,7 +138,7 @@ def read_bounded(handle: BinaryIO, where: str, limit: int = MAX_MASK_BYTES) -> b
     data = handle.read(limit + 1)
     if len(data) > limit:
         raise InputFileError(where, f"is larger than the {limit // 2**20} MiB refvps reads for "
-                                    "one mask; not read")
+                                    "one file of this kind; not read")
     return data
 
 

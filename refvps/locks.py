@@ -5,8 +5,9 @@ the kernel releases it when the holding process exits, however it exits, so a lo
 killed process is simply taken by the next one; nothing has to guess whether a holder is stale.
 The holder writes its pid, host, command and start time into the file, so the process refused
 learns who holds it. A holder may delete the lock file on release; whoever locked the deleted
-file notices (it is no longer the file at that path) and locks the new one instead. (The ``filelock`` package locks the same way but
-cannot say who holds a lock, which is the message a user needs.)
+file notices (it is no longer the file at that path) and locks the new one instead. (The
+``filelock`` package locks the same way but cannot say who holds a lock, which is the message a
+user needs.)
 """
 from __future__ import annotations
 

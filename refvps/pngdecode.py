@@ -104,96 +104,124 @@ def _unfilter(png: _Png) -> np.ndarray | None:
     if len(raw) != png.height * (stride + 1):
         return None
     rows = np.frombuffer(raw, np.uint8).reshape(png.height, stride + 1)
-    filters, rows = rows[:, 0], rows[:, 1:]
+    filters, rows = rows[:, 0].copy(), rows[:, 1:]
     if filters.max() > 4:
         return None
-    out = np.empty_like(rows)
-    # Rows of Paeth / Average depend on the finished row above: undo the blocks between them
-    # vectorised, those rows one at a time.
-    sequential = np.flatnonzero(filters >= 3)
-    start = 0
-    for row in [*sequential.tolist(), png.height]:
-        if row > start:
-            _unfilter_block(rows[start:row], filters[start:row], out[start:row],
-                            out[start - 1] if start else None)
-        if row < png.height:
-            above = out[row - 1] if row else np.zeros(stride, np.uint8)
-            if filters[row] == 4:
-                out[row] = _paeth_row(rows[row], above)
-            else:
+    if filters[0] == 2:  # the row above the first one is zeros: Up adds nothing
+        filters[0] = 0
+    out = rows.copy()
+    # None and Sub rows do not depend on the row above: all of them at once.
+    sub = np.flatnonzero(filters == 1)
+    if sub.size:
+        out[sub] = _row_prefix_sums(np.ascontiguousarray(rows[sub]))
+    done = filters <= 1
+    # Up runs need their first row's row above; Paeth / Average rows need the row above.
+    # Resolve whatever is ready, all Up runs at once, until every row is done (a few rounds).
+    up = filters == 2
+    later = np.flatnonzero(filters >= 3).tolist()
+    while not done.all():
+        ready = [row for row in later if row == 0 or done[row - 1]]
+        paeth = np.asarray([row for row in ready if filters[row] == 4], np.int64)
+        if paeth.size:
+            above = np.where((paeth > 0)[:, None], out[np.maximum(paeth - 1, 0)], 0)
+            out[paeth] = _paeth_rows(rows[paeth], above.astype(np.uint8))
+        for row in ready:
+            if filters[row] == 3:
+                above = out[row - 1] if row else np.zeros(stride, np.uint8)
                 out[row] = _average_row(rows[row], above)
-        start = row + 1
+            done[row] = True
+        later = [row for row in later if not done[row]]
+        _undo_up_runs(out, up, done)
     return out
 
 
 def _row_prefix_sums(rows: np.ndarray) -> np.ndarray:
-    """Prefix sums along each row mod 256 (uint8), from the 2-D integral: I[y + 1] - I[y]."""
-    if rows.size * 255 < 2 ** 31:
-        integral = cv2.integral(rows, sdepth=cv2.CV_32S)
-        return (integral[1:, 1:] - integral[:-1, 1:]).astype(np.uint8)  # int32 wraps mod 256
-    integral = cv2.integral(rows, sdepth=cv2.CV_64F)  # exact up to 2**53
-    return (integral[1:, 1:] - integral[:-1, 1:]).astype(np.int64).astype(np.uint8)
+    """Prefix sums along each row, mod 256 (how Sub rows are undone).
+
+    Sub-filtered mask rows are zero except where the value changes, so the sums are computed
+    only at the non-zero bytes (and row starts) and each value is repeated up to the next one:
+    the cost follows the number of changes, not the number of pixels.
+    """
+    n_rows, stride = rows.shape
+    flat = np.ascontiguousarray(rows).ravel()
+    marks = flat != 0
+    marks[::stride] = True  # every row start is a point
+    points = np.flatnonzero(marks)
+    sums = np.cumsum(flat[points], dtype=np.int64)
+    first = np.searchsorted(points, np.arange(n_rows, dtype=np.int64) * stride)
+    before_row = sums[first] - flat[points[first]]  # sum of all earlier rows
+    values = ((sums - before_row[points // stride]) % 256).astype(np.uint8)
+    lengths = np.diff(points, append=n_rows * stride)
+    return np.repeat(values, lengths).reshape(n_rows, stride)
 
 
-def _unfilter_block(rows: np.ndarray, filters: np.ndarray, out: np.ndarray,
-                    above: np.ndarray | None) -> None:
-    """Undo None / Sub / Up on consecutive rows; ``above`` = the finished row before them."""
-    out[:] = rows
-    sub = filters == 1
-    if sub.any():
-        index = np.flatnonzero(sub)
-        out[index] = _row_prefix_sums(np.ascontiguousarray(rows[index]))
-    up = filters == 2
-    if up[0]:  # the first row adds the finished row above it (zeros at the image's top)
-        if above is not None:
-            out[0] += above
-        up = up.copy()
-        up[0] = False
-    if not up.any():
+def _undo_up_runs(out: np.ndarray, up: np.ndarray, done: np.ndarray) -> None:
+    """Finish every run of Up rows whose row above the run is done.
+
+    Row y of a run below the finished row b is out[b] + rows[b+1..y] summed down the columns:
+    a prefix sum over each run, taken for all runs at once by doubling (after the step of size
+    k, each row holds the sum of the k rows ending at it, within its run).
+    """
+    pending = up & ~done
+    if not pending.any():
         return
-    # Row y of a run of Up rows under the finished row b is out[b] + rows[b+1..y] summed down
-    # the columns: a prefix sum over each run, taken for all runs at once by doubling (after
-    # the step of size k, each row holds the sum of the k rows ending at it, within its run).
-    index = np.flatnonzero(up)
-    depth = index - np.maximum.accumulate(np.where(up, 0, np.arange(len(filters))))[index]
+    rows = np.arange(len(up))
+    base = np.maximum.accumulate(np.where(up, 0, rows))  # last non-Up row at or above
+    index = np.flatnonzero(pending & done[base])
+    if index.size == 0:
+        return
+    depth = index - base[index]
     step = 1
     while True:
         reach = depth >= step
         if not reach.any():
             break
-        rows_at = index[reach]
-        out[rows_at] += out[rows_at - step]
+        at = index[reach]
+        out[at] += out[at - step]
         step *= 2
+    done[index] = True
 
 
-def _paeth_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
-    """Undo Paeth on one row: where the pixels above and above-left are equal the predictor
-    is the left pixel, so only the other positions need the full rule."""
-    b = above.astype(np.int32)
-    c = np.concatenate(([0], b[:-1]))
-    special = np.flatnonzero(b != c)
-    prefix = np.cumsum(raw, dtype=np.int64)
-    out = np.empty(raw.shape[0], np.int64)
-    value = 0  # reconstructed value at the previous position
-    previous = -1  # the last position whose value is known
-    starts, bases = [0], [0]
-    for x in special.tolist():
-        if x > 0:  # left neighbour = value at previous + the Sub-like run up to x - 1
-            left = (value + int(prefix[x - 1]) - (int(prefix[previous]) if previous >= 0 else 0)) % 256
-        else:
-            left = 0
-        up, up_left = int(b[x]), int(c[x])
-        p = left + up - up_left
-        pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-        predictor = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
-        value = (int(raw[x]) + predictor) % 256
-        previous = x
-        starts.append(x)
-        bases.append(value - int(prefix[x]))
-    # Between special positions: value[x] = base + prefix[x], where base is fixed per run.
-    run = np.searchsorted(np.asarray(starts[1:], np.int64), np.arange(raw.shape[0]), "right")
-    out[:] = np.asarray(bases, np.int64)[run] + prefix
-    return (out % 256).astype(np.uint8)
+def _paeth_rows(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Undo Paeth on rows whose rows above are known (``raw``, ``above``: k x stride uint8).
+
+    Where the pixels above and above-left are equal the predictor is the left pixel, so a row
+    is a prefix sum (as for Sub) between the positions where the row above changes; those
+    positions, few in a mask, take the full rule, the j-th of every row at the same time.
+    """
+    n_rows, stride = raw.shape
+    b = above.astype(np.int64)
+    c = np.zeros_like(b)
+    c[:, 1:] = b[:, :-1]
+    special = b != c
+    prefix = np.cumsum(raw, axis=1, dtype=np.int64)
+    counts = special.sum(axis=1)
+    rows_of, xs = np.nonzero(special)  # row-major: each row's positions in order
+    n_max = int(counts.max(initial=0))
+    bases = np.zeros((n_rows, n_max + 1), np.int64)  # base 0 before a row's first position
+    if n_max:
+        order = np.arange(rows_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        grid = np.full((n_rows, n_max), -1, np.int64)
+        grid[rows_of, order] = xs
+        value = np.zeros(n_rows, np.int64)  # at the last special position of each row
+        prefix_there = np.zeros(n_rows, np.int64)
+        every = np.arange(n_rows)
+        for j in range(n_max):
+            x = grid[:, j]
+            live = x >= 0
+            x_safe = np.where(live, x, 0)
+            before = np.where(x_safe > 0, prefix[every, x_safe - 1], 0)
+            left = np.where(x_safe > 0, (value + before - prefix_there) % 256, 0)
+            up, up_left = b[every, x_safe], c[every, x_safe]
+            p = left + up - up_left
+            pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+            predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+            new_value = (raw[every, x_safe].astype(np.int64) + predictor) % 256
+            value = np.where(live, new_value, value)
+            prefix_there = np.where(live, prefix[every, x_safe], prefix_there)
+            bases[:, j + 1] = np.where(live, value - prefix_there, 0)
+    run = np.cumsum(special, axis=1)  # how many special positions up to x
+    return ((np.take_along_axis(bases, run, axis=1) + prefix) % 256).astype(np.uint8)
 
 
 def _average_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:

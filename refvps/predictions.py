@@ -52,6 +52,7 @@ class PredictionStore:
         self._zip_pid = 0
         self._files: set[str] | None = None
         self._others: dict[str, str] = {}      # listed entries that are not files -> reason
+        self._unlisted: dict[str, str] = {}    # folders that could not be listed -> reason
         self._members: dict[str, zipfile.ZipInfo] = {}
         self._duplicates: dict[str, int] = {}
         self._ignored: list[str] = []
@@ -120,24 +121,28 @@ class PredictionStore:
     def _list_folder(self) -> set[str]:
         """Regular files (and links to them); other entries go to ``_others`` with the reason."""
         files: set[str] = set()
-        self._others = {}
+        self._others, self._unlisted = {}, {}
         pending = [("", str(self.path))]
         while pending:
             base, folder = pending.pop()
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    rel = base + entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        self._others[rel] = "is a directory, not a file"
-                        pending.append((rel + "/", entry.path))
-                    elif entry.is_file(follow_symlinks=False):
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                self._unlisted[base.rstrip("/") or "."] = exc.strerror or str(exc)
+                continue
+            for entry in entries:
+                rel = base + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    self._others[rel] = "is a directory, not a file"
+                    pending.append((rel + "/", entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    files.add(rel)
+                else:  # a symbolic link, FIFO, socket or device: classify without opening
+                    reason = file_problem(entry.path)
+                    if reason is None:
                         files.add(rel)
-                    else:  # a symbolic link, FIFO, socket or device: classify without opening
-                        reason = file_problem(entry.path)
-                        if reason is None:
-                            files.add(rel)
-                        else:
-                            self._others[rel] = reason
+                    else:
+                        self._others[rel] = reason
         return files
 
     def files(self) -> set[str]:
@@ -149,6 +154,12 @@ class PredictionStore:
             self._layout_files = (self.prefix, {f[cut:] for f in self.raw_files()
                                                 if f.startswith(self.prefix)})
         return self._layout_files[1]
+
+    def listing_problems(self) -> list[Problem]:
+        """Folders of the store that could not be listed (e.g. permission denied)."""
+        self.raw_files()
+        return [Problem(str(self.path / rel), f"folder cannot be listed ({reason})")
+                for rel, reason in sorted(self._unlisted.items())]
 
     def listed(self, relpath: str) -> bool:
         """Whether ``relpath`` is in the listing (as a file or as an entry that is not one)."""
@@ -203,7 +214,7 @@ class PredictionStore:
         return str(self.path / (self.prefix + relpath))
 
     # --- reading ----------------------------------------------------------------------------
-    def read_bytes(self, relpath: str) -> bytes | None:
+    def read_bytes(self, relpath: str, limit: int = MAX_MASK_BYTES) -> bytes | None:
         """The bytes at ``relpath``; None when it is not listed (the presence check reports it).
 
         A listed path that cannot be read raises :class:`~refvps.errors.MaskError`: a scored
@@ -214,19 +225,19 @@ class PredictionStore:
         where = self.describe(relpath)
         name = self.prefix + relpath
         if self.is_zip:
-            return self._read_member(name, where)
+            return self._read_member(name, where, limit)
         reason = self._others.get(name)
         if reason is not None and reason.startswith("is a FIFO"):
             raise InputFileError(where, reason)  # never opened, even non-blocking
         try:
-            return read_file(self.path / name, where)
+            return read_file(self.path / name, where, limit)
         except InputFileError as exc:
             if exc.what == "file not found":
                 raise InputFileError(where, "disappeared between the listing and the read "
                                             "(changed while refvps was running?)") from None
             raise
 
-    def _read_member(self, name: str, where: str) -> bytes:
+    def _read_member(self, name: str, where: str, limit: int) -> bytes:
         info = self._members[name]
         if self._duplicates.get(name):
             raise InputFileError(where, f"appears {self._duplicates[name]} times in the archive; "
@@ -235,11 +246,11 @@ class PredictionStore:
             raise InputFileError(where, "is encrypted; refvps reads unencrypted archives only")
         if stat.S_ISLNK(info.external_attr >> 16):
             raise InputFileError(where, "is a symbolic link stored in the archive, not a file")
-        if info.file_size > MAX_MASK_BYTES:
-            raise InputFileError(where, too_large(info.file_size))
+        if info.file_size > limit:
+            raise InputFileError(where, too_large(info.file_size, limit))
         try:
             with self._archive().open(info) as handle:
-                return read_bounded(handle, where)
+                return read_bounded(handle, where, limit)
         except zipfile.BadZipFile as exc:  # e.g. "Bad CRC-32": the member is damaged
             raise InputFileError(where, f"damaged archive member ({exc})") from None
         except (zlib.error, EOFError, OSError) as exc:
@@ -296,7 +307,7 @@ class Presence:
 
     missing: list[str]               # required relative paths that are absent
     missing_problems: list[Problem]  # the same, grouped by folder
-    unknown_problems: list[Problem]  # folders that match nothing in the dataset
+    unknown_problems: list[Problem]  # unlistable folders, folders matching nothing in the dataset
 
 
 def check_presence(store: PredictionStore, required: list[str],
@@ -347,4 +358,4 @@ def check_presence(store: PredictionStore, required: list[str],
         if folder.count("/") < unknown_depth and (parent == "." or parent in expected_dirs):
             unknown_problems.append(Problem(store.describe(folder),
                                             "unknown folder (no such video / query in the dataset)"))
-    return Presence(missing, missing_problems, unknown_problems)
+    return Presence(missing, missing_problems, store.listing_problems() + unknown_problems)

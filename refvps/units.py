@@ -1,8 +1,8 @@
 """The one unit convention of refvps output: scores are fractions in [0, 1], percent on request.
 
 Every score refvps computes, stores and prints (J, F, J&F, recall, decay, TC, empty-prediction
-rate; mAP, AP, overall / mean IoU, precision@K; VSPW mIoU and VC) is a fraction: the per-frame kernels, ``summary.json``, the per-unit tables, run records,
-and the output of ``eval``, ``runs``, ``report``, ``compare`` and ``leaderboard``. ``--percent``
+rate; mAP, AP, overall / mean IoU, precision@K; VSPW mIoU and VC) is a fraction: the per-frame
+kernels, ``summary.json``, the per-unit tables, run records, and the output of ``eval``, ``runs``, ``report``, ``compare`` and ``leaderboard``. ``--percent``
 on those commands multiplies scores by 100, the way papers print them (TC then reads as REM's
 "Temp. Con." in percent points). Counts (``TC_units``, ``n_classes``, ...) are never scaled.
 The published numbers are stored as printed (percent) and converted on reading.
@@ -58,3 +58,17 @@ def unit_label(percent: bool) -> str:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def shown_result(result, percent: bool):
+    """``result`` (an :class:`~refvps.evaluation.EvalResult`) as a command shows it: unchanged
+    for fractions; for percent a copy whose scores are multiplied by 100."""
+    if not percent:
+        return result
+    from refvps.evaluation import EvalResult
+
+    summary = dict(result.summary, metrics=scale_metrics(result.summary["metrics"], True),
+                   unit=PERCENT)
+    tables = {name: scale_table(table, True) for name, table in result.tables.items()}
+    return EvalResult(summary, scale_table(result.frames, True), scale_table(result.units, True),
+                      tables)

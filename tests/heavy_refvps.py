@@ -21,7 +21,8 @@ def build_heavy(root: Path, clips: int = 6, anno_frames: int = 40,
     h, w = size
     yy, xx = np.mgrid[:h, :w]
     wobble = (np.sin(xx / 7.0) * 9 + np.cos(yy / 5.0) * 9)  # a long, ragged boundary
-    labels = (((yy - h / 2) ** 2 + (xx - w / 2) ** 2 + wobble * 300) < (h / 3) ** 2).astype(np.uint8)
+    radius2 = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 + wobble * 300
+    labels = (radius2 < (h / 3) ** 2).astype(np.uint8)
     gt_source, pred_source = root / "gt.png", root / "pred.png"
     write_png_labels(gt_source, labels)
     write_png_labels(pred_source, np.roll(labels, 5, axis=1))

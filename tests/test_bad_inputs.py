@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 
 import _bad_inputs as bad
@@ -29,7 +30,8 @@ import refvps_fixture as vps_fx
 from refvps.errors import ValidationError
 from refvps.evaluation import evaluate
 from test_burst import build_burst, write_predictions as burst_predictions
-from test_vspw import build_vspw, write_predictions as vspw_predictions
+from test_davis17 import box_labels as davis17_labels, make_davis, write_preds
+from test_vspw import build_vspw, write_png, write_predictions as vspw_predictions
 
 MEVIS_B, MEVIS_A = "5f4e3d2c1b0a", "9e8d7c6b5a4f"
 BURST_VAL = "annotations_burst/val/all_classes.json"
@@ -88,6 +90,17 @@ BENCHES = {
                                         "one")),
         "expressions.1.obj_id: must be an integer string",
         lambda p: (p / "1b2c3d4e5f/0/00005.png").unlink(), "missing 1 required frame(s): 00005"),
+    "davis17": Bench(
+        "davis17", "davis-2017/DAVIS", None,
+        lambda d: bad.resized(d / "Annotations/480p/cat/00002.png"),
+        "cat/00002.png: size 40x33 (WxH) differs from the first frame's 40x30",
+        lambda p: (p / "cat/00003.png").unlink(), "missing 1 required frame(s): 00003"),
+    "vspw-semantic": Bench(
+        "vspw-semantic", "VSPW_480p", None,
+        lambda d: (d / "label_num_dic_final.json").write_text("[]"),
+        "label_num_dic_final.json: expected a JSON object at the top, got a list",
+        lambda p: (p / f"{VSPW_B}/00000101.png").unlink(),
+        "missing 1 required frame(s): 00000101"),
 }
 
 
@@ -111,6 +124,19 @@ def _build(bench: str, root: Path) -> None:
     elif bench == "ref-ytvos":
         ytvos_fx.build_ytvos(root)
         ytvos_fx.write_train_predictions(root / "preds")
+    elif bench == "davis17":
+        frames = [davis17_labels(t) for t in range(6)]
+        make_davis(root, {"bear": frames, "cat": frames})
+        for seq in ("bear", "cat"):
+            write_preds(root / "preds", seq, frames)
+    elif bench == "vspw-semantic":
+        for video in (VSPW_A, VSPW_B):
+            for t in range(4):
+                labels = np.full((18, 22), 1 + t, np.uint8)
+                labels[5:9, 3:7] = 29
+                write_png(root / f"VSPW_480p/data/{video}/mask/{t + 100:08d}.png", labels)
+                write_png(root / f"preds/{video}/{t + 100:08d}.png", labels - 1)
+        (root / "VSPW_480p/val.txt").write_text(f"{VSPW_A}\n{VSPW_B}\n")
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +261,7 @@ CASES = [
          J(VPS_META, bad.put((*V2, "anno_frames"), ["00000", "00004", "00004"])),
          ("videos.vps_0002.anno_frames", 'duplicate annotated frame names: "00004"')),
     Case("vps-frames-null", "ref-vps", "data", J(VPS_META, bad.put((*V2, "frames"), None)),
-         ("videos.vps_0002.frames", "got null"), cli=True),
+         ("videos.vps_0002.frames", "got null")),
     Case("vps-frames-duplicate", "ref-vps", "data",
          J(VPS_META, bad.put((*V2, "frames"), ["00000"] * 2 + [f"0000{i}" for i in range(1, 6)])),
          ("videos.vps_0002.frames", "duplicate frame names")),
@@ -248,13 +274,13 @@ CASES = [
          J(VPS_META, bad.put((*V2, "anno_frames"), ["00004", "00000"])),
          ("videos.vps_0002.anno_frames", "order of 'frames'")),
     Case("vps-obj-id-float", "ref-vps", "data", J(VPS_META, bad.put((*E0, "obj_id"), [1.7])),
-         ("expressions.0.obj_id", "[1.7]"), cli=True),
+         ("expressions.0.obj_id", "[1.7]")),
     Case("vps-obj-id-nan", "ref-vps", "data", J(VPS_META, bad.put((*E0, "obj_id"), [NAN])),
          ("expressions.0.obj_id", "[NaN]"), cli=True),
     Case("vps-obj-id-string", "ref-vps", "data", J(VPS_META, bad.put((*E0, "obj_id"), ["a"])),
-         ("expressions.0.obj_id", '["a"]'), cli=True),
+         ("expressions.0.obj_id", '["a"]')),
     Case("vps-obj-id-bare-int", "ref-vps", "data", J(VPS_META, bad.put((*E0, "obj_id"), 1)),
-         ("expressions.0.obj_id", "got 1"), cli=True),
+         ("expressions.0.obj_id", "got 1")),
     Case("vps-obj-id-empty", "ref-vps", "data", J(VPS_META, bad.put((*E0, "obj_id"), [])),
          ("expressions.0.obj_id", "got []")),
     Case("vps-obj-id-ignore-label", "ref-vps", "data",
@@ -299,7 +325,7 @@ CASES = [
     Case("vps-split-is-directory", "ref-vps", "data", D("splits/test.txt", bad.to_dir),
          ("splits/test.txt", "is a directory")),
     Case("vps-meta-malformed", "ref-vps", "data", T(VPS_META, '{"videos": {'),
-         (VPS_META, "malformed JSON"), cli=True),
+         (VPS_META, "malformed JSON")),
     Case("vps-meta-empty-file", "ref-vps", "data", T(VPS_META, ""), (VPS_META, "malformed JSON")),
     Case("vps-meta-top-level-list", "ref-vps", "data", T(VPS_META, "[]"),
          (VPS_META, "expected a JSON object at the top, got a list")),
@@ -316,7 +342,7 @@ CASES = [
     Case("vps-gt-missing", "ref-vps", "data", D("Annotations/vps_0002/00004.png", bad.remove),
          ("Annotations/vps_0002/00004.png", "has no annotation PNG")),
     Case("vps-gt-jpeg", "ref-vps", "data", D("Annotations/vps_0002/00004.png", bad.as_jpeg),
-         ("Annotations/vps_0002/00004.png", "a JPEG image, not a PNG"), cli=True),
+         ("Annotations/vps_0002/00004.png", "a JPEG image, not a PNG")),
     Case("vps-gt-directory", "ref-vps", "data", D("Annotations/vps_0002/00004.png", bad.to_dir),
          ("Annotations/vps_0002/00004.png", "is a directory")),
     Case("vps-gt-fifo", "ref-vps", "data", D("Annotations/vps_0002/00004.png", bad.to_fifo),
@@ -348,7 +374,7 @@ CASES = [
     Case("pred-corrupt-data", "ref-vps", "preds", P(VPS_PRED, bad.corrupt_body),
          (VPS_PRED, "unreadable image")),
     Case("pred-pixel-bomb", "ref-vps", "preds", P(VPS_PRED, bad.pixel_bomb),
-         (VPS_PRED, "decompression-bomb limit"), cli=True),
+         (VPS_PRED, "decompression-bomb limit")),
     Case("pred-larger-than-limit", "ref-vps", "preds", P(VPS_PRED, bad.sparse_huge),
          (VPS_PRED, "larger than the 128 MiB")),
     Case("pred-rgb", "ref-vps", "preds", P(VPS_PRED, bad.as_rgb), (VPS_PRED, "is an RGB image")),
@@ -359,7 +385,7 @@ CASES = [
     Case("pred-wrong-size", "ref-vps", "preds", P(VPS_PRED, bad.resized),
          (VPS_PRED, "expected 45x31")),
     Case("pred-directory", "ref-vps", "preds", P(VPS_PRED, bad.to_dir),
-         (VPS_PRED, "is a directory"), cli=True),
+         (VPS_PRED, "is a directory")),
     Case("pred-fifo", "ref-vps", "preds", P(VPS_PRED, bad.to_fifo),
          (VPS_PRED, "is a FIFO"), cli=True),
     Case("pred-dangling-symlink", "ref-vps", "preds", P(VPS_PRED, bad.dangling),
@@ -393,7 +419,7 @@ CASES = [
          (f"zip:{VPS_PRED}", "decompression-bomb limit")),
     # --- MeViS dataset --------------------------------------------------------------------------
     Case("mevis-frames-null", "mevis", "data", J(MEVIS_META, bad.put((*MB, "frames"), None)),
-         (f"videos.{MEVIS_B}.frames", "got null"), cli=True),
+         (f"videos.{MEVIS_B}.frames", "got null")),
     Case("mevis-frames-duplicate", "mevis", "data",
          J(MEVIS_META, bad.put((*MB, "frames"), ["00000", "00001", "00002", "00002"])),
          (f"videos.{MEVIS_B}.frames", 'duplicate frame names: "00002"')),
@@ -448,7 +474,7 @@ CASES = [
     Case("mevis-pred-16-bit", "mevis", "preds", P(MEVIS_PRED, bad.as_16bit),
          (MEVIS_PRED, "16-bit PNG")),
     Case("mevis-pred-empty", "mevis", "preds", P(MEVIS_PRED, bad.empty),
-         (MEVIS_PRED, "empty file (0 bytes)"), cli=True),
+         (MEVIS_PRED, "empty file (0 bytes)")),
     Case("mevis-pred-corrupt", "mevis", "preds", P(MEVIS_PRED, bad.corrupt_body),
          (MEVIS_PRED, "unreadable image")),
     Case("mevis-pred-jpeg-named-png", "mevis", "preds", P(MEVIS_PRED, bad.as_jpeg),
@@ -457,7 +483,7 @@ CASES = [
          (MEVIS_PRED, "dangling symbolic link")),
     # --- BURST -------------------------------------------------------------------------------------
     Case("burst-height-nan", "burst", "data", J(BURST_VAL, bad.put((*SEQ0, "height"), NAN)),
-         ("YFCC100M/v_0123456789abcdef", "height/width must be positive integers")),
+         ("YFCC100M/v_0123456789abcdef", "height/width must be positive integers"), cli=True),
     Case("burst-width-bool", "burst", "data", J(BURST_VAL, bad.put((*SEQ0, "width"), True)),
          ("YFCC100M/v_0123456789abcdef", "got 31/True")),
     Case("burst-seq-name-null", "burst", "data", J(BURST_VAL, bad.put((*SEQ0, "seq_name"), None)),
@@ -554,6 +580,31 @@ CASES = [
          lambda data, preds: (preds / "anno_2/dogs-scale/4").rename(
              preds / "anno_2/dogs-scale/obj4") and None,
          ("anno_2/dogs-scale", "must be named 1..4")),
+    # --- DAVIS-2017 semi-supervised and VSPW semantic ---------------------------------------
+    Case("davis17-split-lists-sequence-twice", "davis17", "data",
+         T("ImageSets/2017/val.txt", "bear\ncat\nbear\n"), ("val.txt:3", "'bear' is listed 2")),
+    Case("davis17-gt-jpeg", "davis17", "data", D("Annotations/480p/bear/00002.png", bad.as_jpeg),
+         ("bear/00002.png", "a JPEG image, not a PNG")),
+    Case("davis17-gt-fifo", "davis17", "data", D("Annotations/480p/bear/00002.png", bad.to_fifo),
+         ("bear/00002.png", "is a FIFO"), cli=True),
+    Case("davis17-gt-16-bit", "davis17", "data",
+         D("Annotations/480p/bear/00002.png", bad.as_16bit), ("bear/00002.png", "16-bit")),
+    Case("davis17-pred-dangling-symlink", "davis17", "preds", P("bear/00002.png", bad.dangling),
+         ("preds/bear/00002.png", "dangling symbolic link")),
+    Case("davis17-pred-directory", "davis17", "preds", P("bear/00002.png", bad.to_dir),
+         ("preds/bear/00002.png", "is a directory")),
+    Case("vspw-semantic-split-lists-video-twice", "vspw-semantic", "data",
+         T("val.txt", f"{VSPW_A}\n{VSPW_A}\n{VSPW_B}\n"), ("val.txt:2", "listed 2 times")),
+    Case("vspw-semantic-gt-fifo", "vspw-semantic", "preds",
+         lambda data, preds: bad.to_fifo(data / f"data/{VSPW_A}/mask/00000102.png"),
+         ("mask/00000102.png", "is a FIFO")),
+    Case("vspw-semantic-pred-fifo", "vspw-semantic", "preds",
+         P(f"{VSPW_A}/00000102.png", bad.to_fifo), (f"{VSPW_A}/00000102.png", "is a FIFO")),
+    Case("vspw-semantic-pred-jpeg", "vspw-semantic", "preds",
+         P(f"{VSPW_A}/00000102.png", bad.as_jpeg),
+         (f"{VSPW_A}/00000102.png", "a JPEG image, not a PNG")),
+    Case("vspw-semantic-pred-symlink-loop", "vspw-semantic", "preds",
+         P(f"{VSPW_A}/00000102.png", bad.loop), (f"{VSPW_A}/00000102.png", "symbolic link loop")),
     # --- Ref-YouTube-VOS (train, scored locally) ---------------------------------------------
     Case("ytvos-obj-id-float-string", "ref-ytvos", "data",
          J(YT_META, bad.put(("videos", "1b2c3d4e5f", "expressions", "0", "obj_id"), "1.7")),
@@ -571,7 +622,7 @@ CASES = [
          D("train/Annotations/1b2c3d4e5f/00005.png", bad.remove),
          ("Annotations/1b2c3d4e5f", "have no annotation PNG")),
     Case("ytvos-pred-rgb", "ref-ytvos", "preds", P(YT_PRED, bad.as_rgb),
-         (YT_PRED, "is an RGB image")),
+         (YT_PRED, "is an RGB image"), cli=True),
     Case("ytvos-pred-directory", "ref-ytvos", "preds", P(YT_PRED, bad.to_dir),
          (YT_PRED, "is a directory")),
 ]
@@ -723,3 +774,25 @@ def test_unknown_split_and_non_positive_workers_are_usage_errors(trees, tmp_path
         assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
         assert "Invalid value for '--workers' / '-j'" in run.stderr
 
+
+
+def test_folder_that_cannot_be_listed_is_a_problem(trees, tmp_path, monkeypatch):
+    """A predictions sub-folder os.scandir refuses (e.g. EACCES; root ignores permissions, so
+    the refusal is injected) is named, not silently skipped as an empty folder."""
+    import refvps.predictions as predictions
+
+    root = tmp_path / "tree"
+    shutil.copytree(trees("ref-vps"), root)
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("vps_0002"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(predictions.os, "scandir", scandir)
+    with pytest.raises(ValidationError) as info:
+        evaluate(root / "preds", "ref-vps", root / "data", workers=1, progress=False)
+    lines = [str(p) for p in info.value.problems]
+    assert any("preds/vps_0002: folder cannot be listed (Permission denied)" in line
+               for line in lines), lines

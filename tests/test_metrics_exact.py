@@ -154,7 +154,7 @@ def test_packed_disk_dilation_equals_skimage_disk_dilation(radius):
     import cv2
     from skimage.morphology import disk
 
-    from refvps.metrics.bits import dilate_disk, pack_window
+    from refvps.metrics.bits import dilate_disk, pack_mask
 
     rng = np.random.default_rng(radius)
     for shape in ((57, 83), (20, 200), (5, 64), (3, 129)):
@@ -164,7 +164,7 @@ def test_packed_disk_dilation_equals_skimage_disk_dilation(radius):
             padded = np.zeros((shape[0] + 2 * radius, shape[1] + 2 * radius), np.uint8)
             padded[radius:radius + shape[0], radius:radius + shape[1]] = image
             expected = cv2.dilate(padded, disk(radius).astype(np.uint8))
-            top, word, bits = dilate_disk(pack_window(image, 0, shape[0], 0, shape[1]), radius)
+            top, word, bits = dilate_disk(pack_mask(image), radius)
             got = np.unpackbits(bits.astype("<u8").view(np.uint8), axis=1, bitorder="little")
             left = 64 * word  # column of got's first bit, relative to the image
             assert top == -radius

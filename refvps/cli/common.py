@@ -14,20 +14,24 @@ class RefvpsGroup(click.Group):
     """Shows refvps errors (bad data, bad predictions) as messages with exit code 2."""
 
     def invoke(self, ctx: click.Context):
-        _exit_on_sigterm()
+        previous = _exit_on_sigterm()
         try:
             return super().invoke(ctx)
         except RefvpsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
-def _exit_on_sigterm() -> None:
-    """SIGTERM ends a command like Ctrl+C does: clean-ups run (workers stopped, staged outputs
-    removed), exit status 143."""
+def _exit_on_sigterm():
+    """While a command runs, SIGTERM ends it like Ctrl+C does: clean-ups run (workers stopped,
+    staged outputs removed), exit status 143. Returns the handler to restore, if one was set."""
     if threading.current_thread() is threading.main_thread() \
             and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_exit)
+        return signal.signal(signal.SIGTERM, _raise_exit)
+    return None
 
 
 def _raise_exit(signum, frame):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from refvps.cli.common import benchmark_option, data_option, executor_options, results_option
+from refvps.cli.common import (benchmark_option, data_option, executor_options, percent_option,
+                               results_option)
 from refvps.metrics.modes import DECAY_MODES
 
 
@@ -27,6 +28,7 @@ from refvps.metrics.modes import DECAY_MODES
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write per-frame rows, per-unit and breakdown tables and summary.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@percent_option
 @click.option("--name", default=None, help="Name of the run (default: the predictions folder name).")
 @click.option("--decay-mode", type=click.Choice(DECAY_MODES),
               default="davis2017", show_default=True,
@@ -36,7 +38,8 @@ from refvps.metrics.modes import DECAY_MODES
 @results_option
 @click.option("--no-record", is_flag=True, help="Do not record the run in the results store.")
 def eval_command(benchmark, data, preds, split, workers, allow_missing, missing, runs, out,
-                 as_json, name, decay_mode, no_progress, executor, address, results, no_record):
+                 as_json, percent, name, decay_mode, no_progress, executor, address, results,
+                 no_record):
     """Score a predictions folder with a benchmark's official protocol.
 
     Each run is recorded in the results store (for `refvps leaderboard`, `report`, `compare`);
@@ -45,6 +48,7 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
     from refvps.evaluation import evaluate
     from refvps.leaderboard import save_record
     from refvps.leaderboard.records import check_store
+    from refvps.units import shown_result
 
     if not no_record:
         check_store(results)  # a store that cannot be written fails now, not after scoring
@@ -53,7 +57,8 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
                       executor=executor, address=address, missing=missing,
                       runs=_parse_runs(runs))
     record = None if no_record else save_record(result, results)
-    click.echo(result.to_json() if as_json else result.to_text())
+    shown = shown_result(result, percent)
+    click.echo(shown.to_json() if as_json else shown.to_text())
     if record is not None and not as_json:  # JSON output stays one document
         click.echo(f"recorded run {record.run_id} ({record.outputs})")
 

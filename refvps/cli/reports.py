@@ -217,7 +217,16 @@ def compare_command(run_a, run_b, boot, perm, seed, csv_path, as_json, percent, 
 @click.option("--split", default=None, help="Split (default: the benchmark's evaluation split).")
 @click.option("--fps", type=float, default=6.0, show_default=True, help="Output frame rate.")
 def viz_command(benchmark, data, preds, clip, exp, out, split, fps):
-    """Render one query's frames with GT (pink), Ignore (yellow) and prediction overlays."""
+    """Render one query's frames with GT (pink), Ignore (yellow) and prediction (cyan) overlays.
+
+    MP4 is H.264 and WebM is VP9, both play in browsers (needs PyAV: pip install
+    'refvps[video]'); GIF needs nothing extra.
+
+    \b
+    Examples:
+      refvps viz --clip vps_0001 --exp 0 --preds preds/ --out vps_0001_0.mp4
+      refvps viz -b mevis --split valid_u --video VIDEO --query 3 --out q3.gif --fps 6
+    """
     from refvps.loaders import load_benchmark
     from refvps.report.viz import render_video
 

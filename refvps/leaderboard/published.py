@@ -63,10 +63,10 @@ def problems(table: pd.DataFrame) -> list[str]:
     return found
 
 
-def _citation(row) -> str:
-    copy = f" ({row.copy})" if row.copy else ""
-    page = f", p. {row.page}" if row.page else ""
-    return f"{row.paper}, arXiv {row.arxiv}{copy}, {row.table}{page}"
+def _citation(row: dict) -> str:
+    copy = f" ({row['copy']})" if row["copy"] else ""
+    page = f", p. {row['page']}" if row["page"] else ""
+    return f"{row['paper']}, arXiv {row['arxiv']}{copy}, {row['table']}{page}"
 
 
 def _joined(values, sep: str = "; ") -> str:
@@ -80,19 +80,21 @@ def published_results(table: pd.DataFrame | None = None) -> pd.DataFrame:
     table and page of each citation, ``cited_in`` the papers with venue and year.
     """
     table = load_published() if table is None else table
+    groups: dict[str, list[dict]] = {}
+    for row in table.to_dict(orient="records"):  # plain dicts: ~100x faster than groupby here
+        groups.setdefault(row["result"], []).append(row)
     rows = []
-    for result, group in table.groupby("result", sort=False):
-        first = group.iloc[0]
-        citations = group.drop_duplicates(["paper", "table"])
-        row = {c: first[c] for c in IDENTITY}
+    for group in groups.values():
+        citations = list({(r["paper"], r["table"]): r for r in group}.values())
+        row = {c: group[0][c] for c in IDENTITY}
         row.update(
-            printed_as=_joined(group["printed_as"], " / "),
-            reference=_joined(f"{r.paper} {r.table}" for r in citations.itertuples()),
-            provenance=_joined(_citation(r) for r in citations.itertuples()),
-            cited_in=_joined(f"{r.paper} ({r.authors}, {r.venue} {r.year})"
-                             for r in citations.itertuples()),
-            notes=_joined(group["notes"]))
-        for metric, value in group.groupby("metric", sort=False)["value"].first().items():
-            row[metric] = float(value)
+            printed_as=_joined((r["printed_as"] for r in group), " / "),
+            reference=_joined(f"{r['paper']} {r['table']}" for r in citations),
+            provenance=_joined(_citation(r) for r in citations),
+            cited_in=_joined(f"{r['paper']} ({r['authors']}, {r['venue']} {r['year']})"
+                             for r in citations),
+            notes=_joined(r["notes"] for r in group))
+        for r in group:
+            row.setdefault(r["metric"], float(r["value"]))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -122,7 +122,9 @@ def _scaled(table: pd.DataFrame, percent: bool, stored: float) -> pd.DataFrame:
     table = table.copy()
     for column in table.columns:
         if is_score(column) and pd.api.types.is_numeric_dtype(table[column]):
-            table[column] = table[column] * (factor(percent) / stored)
+            values = table[column] * factor(percent) / stored
+            # printed percent has at most 2 decimals: 2.8 -> 0.028, not 0.027999999999999997
+            table[column] = values.round(6) if stored != factor(percent) else values
     table["_group"] = table["setting"].replace(LOCAL_SETTING, "standard")
     return table
 
@@ -184,8 +186,11 @@ def to_csv(table: pd.DataFrame) -> str:
 
 
 def to_json(table: pd.DataFrame) -> str:
-    records = json.loads(table.to_json(orient="records"))
-    return json.dumps(records, indent=2, ensure_ascii=False)
+    from refvps.fileio import jsonable
+
+    records = [{k: (None if v is pd.NA else v) for k, v in row.items()}
+               for row in table.to_dict(orient="records")]
+    return json.dumps(jsonable(records), indent=2, ensure_ascii=False)
 
 
 def shown_columns(table: pd.DataFrame, wide: bool = False) -> list[str]:
@@ -204,10 +209,17 @@ def to_markdown(table: pd.DataFrame, wide: bool = False, percent: bool = False) 
 
 
 def to_text(table: pd.DataFrame, wide: bool = False, percent: bool = False) -> str:
-    shown = table[shown_columns(table, wide)].copy()
-    for column in shown.columns:
-        shown[column] = shown[column].map(lambda v: _cell(v, percent))
-    return shown.to_string(index=False)
+    """A plain-text table: words left-aligned, rank and scores right-aligned."""
+    columns = shown_columns(table, wide)
+    cells = [[_cell(v, percent) for v in row] for row in table[columns].itertuples(index=False)]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    right = [c == "rank" or is_score(c) for c in columns]
+
+    def line(values) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w)
+                         for v, w, r in zip(values, widths, right)).rstrip()
+
+    return "\n".join([line(columns)] + [line(row) for row in cells])
 
 
 def _cell(value, percent: bool = False) -> str:

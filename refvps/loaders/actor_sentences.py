@@ -32,6 +32,7 @@ from pycocotools.cocoeval import COCOeval
 from refvps.errors import MaskError, Problem, ValidationError
 from refvps.formats import (A2D_FOLDER, A2D_GT_FILE, A2D_SAMPLES_FILE, JHMDB_FOLDER, JHMDB_GT_FILE,
                             JHMDB_SAMPLES_FILE)
+from refvps.inputs import MAX_RESULTS_BYTES
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask
 from refvps.loaders.jsonfiles import read_json
 from refvps.masks import rle_decode
@@ -104,14 +105,18 @@ class ActorSentences(Benchmark):
 
     def _read_gt(self) -> tuple[dict[str, dict], list[Problem]]:
         path = self.root / self.gt_file
-        problems: list[Problem] = []
-        data = read_json(path, problems)
-        if data is None:
-            return {}, problems
+        read_problems: list[Problem] = []
+        data = read_json(path, read_problems)
+        if read_problems:
+            if read_problems[0].what == "file not found":
+                return {}, [Problem(str(path), "file not found (the COCO-format ground truth "
+                                               "that MTTR's create_gt_in_coco_format.py writes)")]
+            return {}, read_problems
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
                                                  for k in ("images", "annotations")):
             return {}, [Problem(str(path), "expected a COCO object with 'images' and "
                                            "'annotations' lists")]
+        problems: list[Problem] = []
         texts = self._texts()
         samples: dict[str, dict] = {}
         for image in data["images"]:
@@ -223,7 +228,10 @@ class ActorSentences(Benchmark):
     def _read_results(self, store, name: str) -> dict[str, list[dict]]:
         where = store.describe(name)
         try:
-            entries = json.loads(store.read_bytes(name))
+            entries = json.loads(store.read_bytes(name, limit=MAX_RESULTS_BYTES))
+        except MaskError as exc:
+            raise ValidationError(f"predictions {store.path}",
+                                  [Problem(exc.path, exc.what)]) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValidationError(f"predictions {store.path}",
                                   [Problem(where, f"malformed JSON ({exc})")]) from None

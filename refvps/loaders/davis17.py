@@ -25,7 +25,7 @@ from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_RESOLUTION,
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  read_digested)
 from refvps.loaders.davis_annotations import check_annotation_frames
-from refvps.loaders.jsonfiles import read_name_list
+from refvps.loaders.jsonfiles import read_name_list, read_split_list
 from refvps.masks import read_mask, read_mask_bytes
 
 MIN_FRAMES = 3  # the protocol scores frames 2..T-1
@@ -122,14 +122,10 @@ class Davis17(Benchmark):
     # --- validation --------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         split_file = self.split_file()
-        if not os.path.lexists(split_file):
-            return [Problem(str(split_file), "split list not found (expected a DAVIS folder with "
-                                             f"{DAVIS_IMAGESETS_DIR} and "
-                                             f"{ANNOTATION_DIR}/{DAVIS_RESOLUTION})")]
         problems: list[Problem] = []
-        seqs = read_name_list(split_file, problems, "sequence")
-        if seqs == []:
-            problems.append(Problem(str(split_file), "the split list names no sequence"))
+        seqs = read_split_list(split_file, problems, "sequence", (
+            f"split list not found (expected a DAVIS folder with {DAVIS_IMAGESETS_DIR} and "
+            f"{ANNOTATION_DIR}/{DAVIS_RESOLUTION})"))
         for seq in seqs or []:
             problems += self._validate_sequence(seq)
         return problems
@@ -187,7 +183,11 @@ class Davis17(Benchmark):
             except MaskError as exc:
                 return TaskResult([], [Problem(exc.path, exc.what)], 0, gt.digests)
             relpath = f"{task.video}/{frame}{MASK_EXT}"
-            data = reader.read_bytes(relpath)
+            try:
+                data = reader.read_bytes(relpath)
+            except MaskError as exc:
+                problems.append(Problem(exc.path, exc.what))
+                continue
             if data is None:
                 missing += 1
                 if not allow_missing:

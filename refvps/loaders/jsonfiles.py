@@ -177,9 +177,17 @@ def read_name_list(path: Path, problems: list[Problem], what: str = "name") -> l
     return list(lines)
 
 
-def split_names(path: Path) -> list[str]:
-    """The distinct names of a split list, for building tasks after validation."""
-    return read_name_list(path, []) or [] if os.path.lexists(path) else []
+def read_split_list(path: Path, problems: list[Problem], what: str,
+                    not_found: str = "split list not found") -> list[str] | None:
+    """A split list that must exist and name at least one ``what`` (problems appended);
+    None when it cannot be read at all."""
+    if not os.path.lexists(path):
+        problems.append(Problem(str(path), not_found))
+        return None
+    names = read_name_list(path, problems, what)
+    if names is not None and not names:
+        problems.append(Problem(str(path), f"the split list names no {what}"))
+    return names
 
 
 def check_video_record(check: JsonChecker, video: str, record: Any) -> bool:

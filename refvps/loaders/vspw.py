@@ -30,7 +30,7 @@ from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSP
                             class_phrase)
 from refvps.loaders.base import GroundTruth, Query, TaskResult, VideoTask, read_digested
 from refvps.loaders.classwise import ClassAveragedBenchmark
-from refvps.loaders.jsonfiles import read_json_object, read_name_list, show
+from refvps.loaders.jsonfiles import read_json_object, read_name_list, read_split_list, show
 from refvps.masks import read_mask
 
 STUFF_BY_RAW = {stuff_id + 1: name for stuff_id, name in VSPW_STUFF_CLASSES}
@@ -92,17 +92,6 @@ class VSPWTree:
         if not os.path.lexists(self.split_file()):
             return []
         return read_name_list(self.split_file(), [], "video") or []
-
-    def read_split(self, problems: list[Problem]) -> list[str] | None:
-        """The split's videos, its problems appended (None when the list is unusable)."""
-        split_file = self.split_file()
-        if not os.path.lexists(split_file):
-            problems.append(Problem(str(split_file), "split list not found"))
-            return None
-        videos = read_name_list(split_file, problems, "video")
-        if videos == []:
-            problems.append(Problem(str(split_file), "the split list names no video"))
-        return videos
 
     def mask_dir(self, video: str) -> Path:
         return self.root / VSPW_DATA_DIR / video / VSPW_MASK_DIR
@@ -172,7 +161,7 @@ class VSPW(VSPWTree, ClassAveragedBenchmark):
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         problems: list[Problem] = []
-        if self.read_split(problems) is None:
+        if read_split_list(self.split_file(), problems, "video") is None:
             return problems
         for _stems, _raws, video_problems in self.scan().values():
             problems += video_problems

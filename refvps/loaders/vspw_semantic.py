@@ -23,6 +23,7 @@ count it in the next class's row, or crash), never counted.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import pandas as pd
 from refvps.errors import MaskError, Problem
 from refvps.formats import MASK_EXT, VSPW_DATA_DIR, VSPW_LABEL_FILE, VSPW_MASK_DIR
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask, read_digested
-from refvps.loaders.jsonfiles import read_json_object
+from refvps.loaders.jsonfiles import read_json_object, read_split_list
 from refvps.loaders.vspw import VSPWTree
 from refvps.masks import read_mask_bytes
 
@@ -121,8 +122,15 @@ class VSPWSemantic(VSPWTree, Benchmark):
                 if str(raw).isdigit() and 1 <= int(raw) <= N_CLASSES}
 
     def validate(self) -> list[Problem]:
+        split_file = self.split_file()
         problems: list[Problem] = []
-        for video in self.read_split(problems) or []:
+        videos = read_split_list(split_file, problems, "video")
+        if videos is None:
+            return problems
+        label_file = self.root / VSPW_LABEL_FILE
+        if os.path.lexists(label_file):
+            read_json_object(label_file, problems)
+        for video in videos:
             folder = self.mask_dir(video)
             if not self.mask_stems(video):
                 problems.append(Problem(str(folder), "no mask PNG in the folder" if folder.is_dir()
@@ -159,7 +167,11 @@ class VSPWSemantic(VSPWTree, Benchmark):
                                         f"from the video's {gts[0].shape[1]}x{gts[0].shape[0]}"))
                 continue
             relpath = self.prediction_relpath(query, frame)
-            data = reader.read_bytes(relpath)
+            try:
+                data = reader.read_bytes(relpath)
+            except MaskError as exc:
+                problems.append(Problem(exc.path, exc.what))
+                continue
             if data is None:
                 missing += 1  # reported by the presence check (or below)
                 continue

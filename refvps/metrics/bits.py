@@ -23,13 +23,16 @@ def popcount(bits: np.ndarray) -> int:
     return int(_BYTE_COUNTS[np.ascontiguousarray(bits).view(np.uint8)].sum(dtype=np.int64))
 
 
-def pack_window(image: np.ndarray, r0: int, r1: int, c0: int, c1: int,
-                spare: bool = False) -> np.ndarray:
-    """Rows ``r0:r1``, columns ``c0:c1`` of a bool image packed into words; column ``c0`` is
-    bit 0 of word 0. ``spare`` reserves one more (zero) bit after the last column."""
-    packed = np.packbits(image[r0:r1, c0:c1], axis=1, bitorder="little")
-    words = -(-(c1 - c0 + spare) // WORD)
-    buffer = np.zeros((r1 - r0, words * 8), np.uint8)
+def pack_mask(mask: np.ndarray) -> np.ndarray:
+    """A bool H x W mask packed into (H, words) uint64; column 64k + b is bit b of word k.
+
+    The words leave room for one spare bit after the last column (the boundary extraction
+    replicates the last column there); every bit past the last column is zero.
+    """
+    height, width = mask.shape
+    packed = np.packbits(mask, axis=1, bitorder="little")
+    words = width // WORD + 1
+    buffer = np.zeros((height, words * 8), np.uint8)
     buffer[:, :packed.shape[1]] = packed
     return buffer.view("<u8").astype(np.uint64, copy=False)
 

@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from refvps.masks import binarize
-from refvps.metrics.bits import WORD, dilate_disk, pack_window, popcount
+from refvps.metrics.bits import WORD, dilate_disk, pack_mask, popcount
 
 DEFAULT_BOUND_TH = 0.008
 
@@ -93,26 +93,33 @@ def boundary_of(mask: np.ndarray, void: np.ndarray | None = None) -> Boundary:
     mask = binarize(mask)
     if mask.ndim != 2:
         raise ValueError(f"a mask must be 2-D, got shape {mask.shape}")
-    height, width = mask.shape
     if void is not None and np.shape(void) != mask.shape:
         raise ValueError(f"shape mismatch: mask {mask.shape} vs void {np.shape(void)}")
     if mask.size == 0:
-        return _empty((height, width))
-    # One spare bit after the last column: beyond the image the last column is replicated.
-    packed = pack_window(mask, 0, height, 0, width, spare=True)
+        return _empty(mask.shape)
+    packed = pack_mask(mask)
     if void is not None:
-        packed &= ~pack_window(binarize(void), 0, height, 0, width, spare=True)
+        packed &= ~pack_mask(binarize(void))
+    return boundary_of_bits(packed, mask.shape)
+
+
+def boundary_of_bits(packed: np.ndarray, shape: tuple[int, int]) -> Boundary:
+    """:func:`boundary_of` a mask already packed by :func:`~refvps.metrics.bits.pack_mask`."""
+    height, width = shape
     rows = np.flatnonzero(packed.any(axis=1))
     if rows.size == 0:
         return _empty((height, width))
-    last, spare = width - 1, width
-    packed[:, spare // WORD] |= ((packed[:, last // WORD] >> np.uint64(last % WORD))
-                                 & np.uint64(1)) << np.uint64(spare % WORD)
     # Boundary pixels sit on the mask or one pixel above / left of it.
     top, bottom = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 1, height - 1)  # inclusive
     words = np.flatnonzero(packed[rows[0]:rows[-1] + 1].any(axis=0))
-    word, word_end = max(int(words[0]) - 1, 0), min(int(words[-1]) + 2, packed.shape[1])
-    window = packed[top:bottom + 2, word:word_end]  # + the row below, when there is one
+    spare, spare_word = width % WORD, width // WORD  # the bit after the last column
+    word = max(int(words[0]) - 1, 0)
+    word_end = min(int(words[-1]) + 2, packed.shape[1])  # + the word of the east neighbours
+    window = packed[top:bottom + 2, word:word_end].copy()  # + the row below, if any
+    if word <= spare_word < word_end:  # beyond the image the last column is replicated
+        last = width - 1
+        window[:, spare_word - word] |= ((window[:, last // WORD - word] >> np.uint64(last % WORD))
+                                         & np.uint64(1)) << np.uint64(spare)
     east = window >> np.uint64(1)
     east[:, :-1] |= window[:, 1:] << np.uint64(WORD - 1)
     n_rows = bottom + 1 - top
@@ -122,8 +129,8 @@ def boundary_of(mask: np.ndarray, void: np.ndarray | None = None) -> Boundary:
     below = n_rows if window.shape[0] > n_rows else n_rows - 1
     bits[:below] |= core[:below] ^ window[1:below + 1]
     bits[:below] |= core[:below] ^ east[1:below + 1]
-    if word <= spare // WORD < word_end:  # the spare bit is outside the image
-        bits[:, spare // WORD - word] &= ~(np.uint64(1) << np.uint64(spare % WORD))
+    if word <= spare_word < word_end:  # the spare bit is outside the image
+        bits[:, spare_word - word] &= ~(np.uint64(1) << np.uint64(spare))
     return Boundary(top, word, bits, popcount(bits), (height, width))
 
 

@@ -198,6 +198,10 @@ WORKSPACE_LOCK = "server.lock"
 ANNOTATE_JPEG_QUALITY = 95
 PROVENANCE_DIR = "provenance"
 """``<dataset>/provenance/<clip_id>.json``: how an exported clip was made (refvps annotate)."""
+WORKSPACE_TOKEN = "token"
+"""The annotation server's access token, kept (owner-only) so a restart keeps open pages valid."""
+WORKSPACE_BACKEND = "backend.json"
+"""The backend of the latest annotation session (its provenance), read by every export path."""
 
 # --- A2D-Sentences / JHMDB-Sentences (the COCO-format GT of MTTR's conversion scripts) -------
 A2D_FOLDER = "a2d-sentences"

@@ -3,7 +3,7 @@ with a literal transcription of davis2017-evaluation's semi-supervised task."""
 from __future__ import annotations
 
 import json
-import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +30,7 @@ def box_labels(t: int) -> np.ndarray:
     return labels
 
 
-def make_davis(root, sequences: dict, val=None) -> "Path":
+def make_davis(root, sequences: dict, val=None) -> Path:
     davis = root / "davis-2017" / "DAVIS"
     for seq, frames in sequences.items():
         for t, labels in enumerate(frames):

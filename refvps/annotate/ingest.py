@@ -31,11 +31,30 @@ def default_workspace(source: str | Path) -> Path:
     return source.parent / f"{source.name}.refvps"
 
 
+def reopen_warnings(info: dict, source: str | Path, clip_id: str | None = None,
+                    frames_fps: float | None = None) -> list[str]:
+    """How an existing workspace differs from what the command line asked for."""
+    warnings = []
+    if Path(source).resolve() != Path(info["source"]):
+        warnings.append(f"the workspace was made from {info['source']}, not {Path(source).resolve()}; "
+                        f"it is reopened as it is (use another --workspace for a new clip)")
+    if clip_id is not None and clip_id != info["clip_id"]:
+        warnings.append(f"the workspace's clip id is {info['clip_id']!r}; --clip-id {clip_id!r} "
+                        f"is ignored")
+    if frames_fps is not None and info["source_kind"] == "frames" \
+            and abs(float(frames_fps) - float(info["source_fps"])) > 1e-6:
+        warnings.append(f"the workspace's frames were resampled from {info['source_fps']:g} fps; "
+                        f"--frames-fps {frames_fps:g} is ignored (delete the workspace to "
+                        f"re-ingest at the new rate)")
+    return warnings
+
+
 def ingest(source: str | Path, workspace: str | Path, clip_id: str | None = None,
            frames_fps: float = REFVPS_FPS, progress: bool = False) -> dict:
     """Resample ``source`` to 24 fps into ``workspace``; return the workspace info.
 
-    An existing complete workspace is kept as it is (reopening never re-ingests).
+    An existing complete workspace is kept as it is (reopening never re-ingests; see
+    :func:`reopen_warnings` for what the caller should say when it differs from the request).
     """
     workspace = Path(workspace)
     info_path = workspace / WORKSPACE_INFO

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from refvps.annotate.session import BusyError, Session
+from refvps.annotate.session import BusyError, ConfirmError, Session
 from refvps.annotate.workspace import WorkspaceError
 from refvps.errors import RefvpsError, ValidationError
 from refvps.formats import CONCEPT_GROUPS, IGNORE_LABEL, WORKSPACE_LOCK
@@ -57,6 +57,16 @@ FOREGROUND_BGRA = (255, 144, 30, 255)  # dodger blue
 IGNORE_BGRA = (0, 214, 255, 255)  # yellow
 _FRAME_ROUTE = re.compile(r"^/api/frame/(?P<frame>\d{5})/(?P<action>[a-z_]+(?:\.png)?)$")
 _JPEG_ROUTE = re.compile(r"^/frames/(?P<frame>\d{5})\.jpg$")
+_THUMB_ROUTE = re.compile(r"^/thumbs/(?P<frame>\d{5})\.jpg$")
+_JOB_ROUTE = re.compile(r"^/api/job/since/(?P<since>\d{1,6})$")
+_PLAN_ROUTE = re.compile(r"^/api/plan/(?P<frame>\d{5})/(?P<direction>[a-z]+)$")
+THUMB_HEIGHT = 54
+RECONNECT_PAGE = b"""<!doctype html><meta charset="utf-8"><title>refvps annotate: reconnect</title>
+<body style="font:14px system-ui;background:#1e1f22;color:#ddd;padding:2em">
+<h2>This link's access token is not accepted</h2><p>The annotation server was restarted with
+another token, or this is another workspace's server. Nothing saved is lost: open the URL that
+<code>refvps annotate</code> printed in its terminal.</p></body>"""
+"""What a browser gets for the page without the right token (instead of a JSON error)."""
 
 
 class HTTPError(Exception):
@@ -82,13 +92,42 @@ class AnnotateApp:
         self.ws = session.ws
         self.token = token
         self.export_to = export_to
+        self._thumbs: dict[str, bytes] = {}
 
     # --- views --------------------------------------------------------------------------------
     def frame_view(self, frame: str) -> dict:
         record = self.ws.record(frame)
         return {"name": frame, "status": self.ws.status(frame), "rev": record["rev"],
                 "points": record["points"], "box": record["box"], "reviewed": record["reviewed"],
-                "locked": self.ws.locked(frame)}
+                "no_target": record["no_target"], "locked": self.ws.locked(frame)}
+
+    def job_view(self, since: int = 0) -> dict:
+        """The job, with the views of the frames it completed from position ``since`` on."""
+        job = self.session.job
+        if job is None:
+            return {"job": None, "frames": []}
+        return {"job": job.public(), "frames": [self.frame_view(f) for f in job.completed[since:]]}
+
+    def thumbnail(self, frame: str) -> bytes:
+        data = self._thumbs.get(frame)
+        if data is None:
+            image = cv2.imread(str(self.ws.frame_path(frame)), cv2.IMREAD_COLOR)
+            h, w = image.shape[:2]
+            small = cv2.resize(image, (max(1, round(w * THUMB_HEIGHT / h)), THUMB_HEIGHT),
+                               interpolation=cv2.INTER_AREA)
+            data = self._thumbs[frame] = cv2.imencode(".jpg", small)[1].tobytes()
+        return data
+
+    def _step(self, which: str) -> dict:
+        """Undo or redo; says which action it changed, on which frames."""
+        s = self.session
+        if s.job is not None and s.job.state == "running":
+            raise BusyError("propagation is running; wait for it or cancel it")
+        changed = self.ws.undo() if which == "undo" else self.ws.redo()
+        moved = self.ws.state["redo" if which == "undo" else "undo"]
+        return {"changed": [self.frame_view(f) for f in changed],
+                "action": moved[-1]["action"] if changed and moved else None,
+                "undo": self.ws.can_undo(), "redo": self.ws.can_redo()}
 
     def state(self) -> dict:
         info = self.ws.info
@@ -120,11 +159,19 @@ class AnnotateApp:
         match = _JPEG_ROUTE.match(path)
         if match and match["frame"] in self.ws.frames:
             return self.ws.frame_path(match["frame"]).read_bytes(), "image/jpeg"
+        match = _THUMB_ROUTE.match(path)
+        if match and match["frame"] in self.ws.frames:
+            return self.thumbnail(match["frame"]), "image/jpeg"
         if path == "/api/state":
             return _json(self.state())
         if path == "/api/job":
-            job = self.session.job
-            return _json({"job": None if job is None else job.public()})
+            return _json(self.job_view(0))
+        match = _JOB_ROUTE.match(path)
+        if match:
+            return _json(self.job_view(int(match["since"])))
+        match = _PLAN_ROUTE.match(path)
+        if match:
+            return _json(self.session.plan(self._frame(match["frame"]), match["direction"]))
         match = _FRAME_ROUTE.match(path)
         if match:
             frame = self._frame(match["frame"])
@@ -135,6 +182,13 @@ class AnnotateApp:
         raise HTTPError(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
 
     def post(self, path: str, body: dict) -> tuple[bytes, str]:
+        try:
+            return self._post(path, body)
+        except ConfirmError as exc:  # the page asks the annotator, then repeats with confirm
+            raise HTTPError(HTTPStatus.CONFLICT, str(exc), confirm=exc.reason,
+                            **exc.details) from None
+
+    def _post(self, path: str, body: dict) -> tuple[bytes, str]:
         s = self.session
         match = _FRAME_ROUTE.match(path)
         if match:
@@ -144,7 +198,9 @@ class AnnotateApp:
             elif action == "box":
                 s.box(frame, [float(v) for v in body["box"]])
             elif action == "clear_prompts":
-                s.clear_prompts(frame)
+                s.clear_prompts(frame, confirm=bool(body.get("confirm", False)))
+            elif action == "prepare":
+                return _json({"started": s.prepare(frame)})
             elif action == "stroke":
                 s.stroke(frame, str(body["kind"]), [[float(x), float(y)] for x, y in body["points"]],
                          float(body.get("radius", 8)))
@@ -157,17 +213,14 @@ class AnnotateApp:
             return _json({"frame": self.frame_view(frame), "undo": self.ws.can_undo(),
                           "redo": self.ws.can_redo()})
         if path == "/api/propagate":
-            job = s.propagate(self._frame(str(body["frame"])), str(body.get("direction", "forward")))
+            job = s.propagate(self._frame(str(body["frame"])), str(body.get("direction", "forward")),
+                              confirm=bool(body.get("confirm", False)))
             return _json({"job": job.public()})
         if path == "/api/job/cancel":
             job = s.cancel()
             return _json({"job": None if job is None else job.public()})
         if path in ("/api/undo", "/api/redo"):
-            if s.job is not None and s.job.state == "running":
-                raise BusyError("propagation is running; wait for it or cancel it")
-            changed = self.ws.undo() if path == "/api/undo" else self.ws.redo()
-            return _json({"changed": [self.frame_view(f) for f in changed],
-                          "undo": self.ws.can_undo(), "redo": self.ws.can_redo()})
+            return _json(self._step(path.rsplit("/", 1)[1]))
         if path == "/api/meta":
             groups = body.get("concept_groups")
             meta = self.ws.set_meta(body.get("expressions"), body.get("concept"),
@@ -386,6 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, message, extra = _error_response(exc)
             if status == HTTPStatus.INTERNAL_SERVER_ERROR:
                 traceback.print_exc(file=sys.stderr)
+            if status == HTTPStatus.FORBIDDEN and method == "GET" and url.path == "/":
+                return self._send(status, RECONNECT_PAGE, "text/html; charset=utf-8")
             return self._error(status, message, close=not body_read, **extra)
         self._send(HTTPStatus.OK, data, ctype, set_cookie=method == "GET" and url.path == "/")
 

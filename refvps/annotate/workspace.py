@@ -90,7 +90,7 @@ def _decode_layers(path: Path) -> Layers:
 
 
 def _new_record() -> dict:
-    return {"rev": 0, "points": [], "box": None, "reviewed": False}
+    return {"rev": 0, "points": [], "box": None, "reviewed": False, "no_target": False}
 
 
 def _default_state(anno_frames: list[str]) -> dict:
@@ -142,7 +142,7 @@ class Workspace:
     def record(self, frame: str) -> dict:
         with self._lock:
             self.anno_index(frame)
-            return copy.deepcopy(self.state["frames"][frame])
+            return {**_new_record(), **copy.deepcopy(self.state["frames"][frame])}
 
     def layers(self, frame: str) -> Layers:
         with self._lock:
@@ -179,10 +179,11 @@ class Workspace:
         return "model" if layers.model.any() else "empty"
 
     def locked(self, frame: str) -> bool:
-        """Frames propagation must not overwrite: reviewed, edited, or prompted by the annotator."""
+        """Frames propagation must not overwrite: reviewed, edited, marked "no target", or
+        prompted by the annotator."""
         record = self.record(frame)
-        return bool(record["reviewed"] or record["points"] or record["box"]
-                    or self.layers(frame).edited)
+        return bool(record["reviewed"] or record["no_target"] or record["points"]
+                    or record["box"] or self.layers(frame).edited)
 
     @property
     def meta(self) -> dict:
@@ -207,7 +208,7 @@ class Workspace:
         """
         with self._lock:
             self.anno_index(frame)
-            before = copy.deepcopy(self.state["frames"][frame])
+            before = self.record(frame)
             after = copy.deepcopy(before)
             unknown = set(fields) - set(after) - {"rev"}
             if unknown:

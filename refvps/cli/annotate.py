@@ -8,26 +8,49 @@ import click
 
 
 class _DefaultToOpen(click.Group):
-    """``refvps annotate CLIP ...`` runs the ``open`` subcommand unless CLIP names another one."""
+    """``refvps annotate CLIP ...`` runs the ``open`` subcommand unless CLIP names another one;
+    its help shows that form and its options first."""
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["open", *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, "CLIP [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "export WORKSPACE --to DATASET_ROOT",
+                              prefix="       ")
+
+    def format_options(self, ctx, formatter):
+        command = self.commands["open"]
+        sub = click.Context(command, info_name="open", parent=ctx)
+        rows = [p.get_help_record(sub) for p in command.get_params(sub)]
+        with formatter.section("Options of refvps annotate CLIP"):
+            formatter.write_dl([row for row in rows if row])
+        self.format_commands(ctx, formatter)
+
 
 @click.group("annotate", cls=_DefaultToOpen)
 def annotate_command() -> None:
-    """Annotate a clip with SAM2 assistance in the browser (refvps annotate CLIP), or export."""
+    """Annotate CLIP (a video file or a folder of frames) in the browser, with SAM2 or OpenCV
+    proposing masks; or export a workspace into a dataset.
+
+    \b
+    Examples:
+      refvps annotate clip.mp4 --sam2-checkpoint sam2.1_hiera_base_plus.pt --export-to data/
+      refvps annotate clip.mp4 --backend opencv --port 0 --no-browser
+      refvps annotate frames_dir/ --frames-fps 30 --backend opencv
+      refvps annotate export clip.mp4.refvps --to data/ --require-reviewed
+    """
 
 
-@annotate_command.command("open")
+@annotate_command.command("open", hidden=True)
 @click.argument("clip", type=click.Path(exists=True))
 @click.option("--workspace", type=click.Path(file_okay=False), default=None,
               help="Workspace folder (default: CLIP.refvps next to the clip). Reopening resumes.")
 @click.option("--clip-id", default=None, help="Clip id in the dataset (default: from the file name).")
-@click.option("--frames-fps", type=float, default=24.0, show_default=True,
-              help="Frame rate of CLIP when it is a folder of frames.")
+@click.option("--frames-fps", type=float, default=None,
+              help="Frame rate of CLIP when it is a folder of frames (default 24, said so).")
 @click.option("--backend", type=click.Choice(["sam2", "opencv"]), default="sam2",
               show_default=True, help="Segmentation backend (opencv needs no torch).")
 @click.option("--sam2-config", default=None,
@@ -42,13 +65,19 @@ def annotate_command() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; anything but loopback exposes the app to the network.")
 @click.option("--port", type=int, default=8765, show_default=True, help="Port (0 = any free).")
-@click.option("--token", default=None, help="Access token (default: a random one).")
+@click.option("--token", default=None,
+              help="Access token (default: a random one, kept in the workspace so that open "
+                   "pages survive a restart).")
 @click.option("--export-to", type=click.Path(file_okay=False), default=None,
               help="Dataset root the page's Export button writes to.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 def open_command(clip, workspace, clip_id, frames_fps, backend, sam2_config, sam2_checkpoint,
                  sam2_image_size, device, host, port, token, export_to, no_browser):
-    """Ingest CLIP (video or frames folder) and serve the annotation page."""
+    """Ingest CLIP (video or frames folder) and serve the annotation page.
+
+    \b
+    Example: refvps annotate clip.mp4 --backend opencv --port 0
+    """
     from refvps.annotate.app import serve
 
     serve(clip, workspace=workspace, clip_id=clip_id, frames_fps=frames_fps, backend=backend,
@@ -70,17 +99,18 @@ def open_command(clip, workspace, clip_id, frames_fps, backend, sam2_config, sam
 def export_command(workspace, to, require_reviewed, replace, clip_id):
     """Write WORKSPACE's clip into a refvps-format 0.1 dataset (merged, atomic, validated).
 
+    \b
     Example: refvps annotate export clip.mp4.refvps --to DATA_ROOT --replace
     """
+    from refvps.annotate.app import recorded_backend
     from refvps.annotate.export import export_workspace
     from refvps.annotate.workspace import Workspace
 
     ws = Workspace(workspace)
     dataset = export_workspace(ws, to, require_reviewed=require_reviewed, replace=replace,
-                               clip_id=clip_id)
+                               clip_id=clip_id, provenance=recorded_backend(ws.root))
     click.echo(f"exported {ws.clip_id if clip_id is None else clip_id}: {len(ws.frames)} frames, "
-               f"{len(ws.anno_frames)} "
-               f"annotation frames -> {dataset}")
+               f"{len(ws.anno_frames)} annotation frames -> {dataset}")
 
 
 @click.command("agreement")

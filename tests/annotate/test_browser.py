@@ -3,7 +3,6 @@ expressions, export from the page, then score the exported clip with refvps eval
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -70,10 +69,6 @@ def test_annotate_in_the_browser_then_score(chromium, workspace, tmp_path):
         page.get_by_test_id("group-motion_patterns").check()
         page.wait_for_function("document.querySelector('[data-testid=saved]').textContent === 'saved'")
         page.get_by_test_id("shortcuts").wait_for()
-        if os.environ.get("REFVPS_ANNOTATE_SCREENSHOT"):  # docs/img/annotate.png
-            page.keyboard.press("ArrowLeft")
-            page.wait_for_timeout(300)
-            page.screenshot(path=os.environ["REFVPS_ANNOTATE_SCREENSHOT"])
         # 6. export from the page
         page.get_by_test_id("export").click()
         page.wait_for_function("document.querySelector('[data-testid=message]')"

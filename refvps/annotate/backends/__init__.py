@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -42,6 +42,12 @@ class Backend(ABC):
     def propagate(self, start: int, reverse: bool, steps: int) -> Iterator[tuple[int, np.ndarray]]:
         """Track from frame ``start`` (which must carry a prompt) over the next ``steps`` frames
         (``start-1, start-2, ...`` when ``reverse``), yielding ``(k, mask)`` as they come."""
+
+    def load(self, report: Callable[[str], None] | None = None) -> None:
+        """Load the model (at start-up, so the first click does not wait for it)."""
+
+    def prepare(self, k: int) -> None:
+        """Precompute what every click on frame ``k`` needs (image features); optional."""
 
     def describe(self) -> dict:
         """Provenance recorded with an export."""

@@ -16,15 +16,18 @@ class ScriptedBackend(Backend):
 
     Without ``truth`` (or for clicks outside it) a click gives disks of ``radius`` around the
     positive clicks minus disks around the negative ones, a box gives the filled box, and
-    propagation copies the previous mask. ``delay`` seconds are slept per propagated frame so
-    tests can watch progress and cancel. Every call is appended to ``calls``.
+    propagation copies the previous mask. ``delay`` seconds are slept per propagated frame and
+    ``click_delay`` per click, so tests can watch progress, queue clicks and cancel. Every call
+    is appended to ``calls``.
     """
 
     name = "scripted"
 
     def __init__(self, truth: Callable[[int], np.ndarray] | None = None, radius: int = 6,
-                 delay: float = 0.0, size: tuple[int, int] | None = None):
+                 delay: float = 0.0, size: tuple[int, int] | None = None,
+                 click_delay: float = 0.0):
         self.truth = truth
+        self.click_delay = click_delay
         self.radius = radius
         self.delay = delay
         self.size = size
@@ -40,6 +43,8 @@ class ScriptedBackend(Backend):
 
     def click(self, k, points, labels, box=None):
         self.calls.append(("click", k, len(points), box is not None))
+        if self.click_delay:
+            time.sleep(self.click_delay)
         points = np.asarray(points, float).reshape(-1, 2)
         labels = np.asarray(labels, int).reshape(-1)
         if self.truth is not None:

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from refvps.cli import main
 
-OWN = ("leaderboard", "runs", "report", "compare", "viz")
+OWN = ("leaderboard", "runs", "report", "compare", "viz", "benchmarks")
 
 
 def _commands(group: click.Group, prefix=()):
@@ -38,3 +38,18 @@ def test_help_has_an_example(name):
     assert "Examples:" in text
     example = text.split("Examples:", 1)[1].splitlines()[1]
     assert example.strip().startswith(f"refvps {name}")
+
+
+def _flag(command, name):
+    return any(isinstance(p, click.Option) and name in p.opts and p.is_flag
+               for p in command.params)
+
+
+def test_output_formats_exclude_each_other(tmp_path):
+    with_both = [path for path, command in _commands(main)
+                 if _flag(command, "--csv") and _flag(command, "--json")]
+    assert ("leaderboard",) in with_both and ("benchmarks",) in with_both
+    for path in with_both:
+        result = CliRunner().invoke(main, [*path, "--csv", "--json"])
+        assert result.exit_code == 2, path
+        assert "--csv and --json exclude each other" in result.output, path

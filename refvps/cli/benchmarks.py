@@ -5,7 +5,7 @@ import json
 
 import click
 
-from refvps.cli.common import data_option
+from refvps.cli.common import data_option, exclusive
 
 
 @click.command("benchmarks")
@@ -13,9 +13,16 @@ from refvps.cli.common import data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per (benchmark, split).")
 def benchmarks_command(data, as_json, as_csv):
-    """List every benchmark with its splits, protocol and (given --data) query counts."""
+    """List every benchmark with its splits, protocol and (given --data) query counts.
+
+    \b
+    Examples:
+      refvps benchmarks
+      refvps benchmarks --data path/to/data --csv
+    """
     from refvps.catalog import benchmark_catalog
 
+    exclusive(csv=as_csv, json=as_json)
     records = benchmark_catalog(data)
     if as_json:
         click.echo(json.dumps(records, indent=2))

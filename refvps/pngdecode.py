@@ -3,16 +3,18 @@
 Decoding a mask PNG is mostly inflating its data (a few KB that expand to one byte per pixel)
 and undoing the per-row filters. Here the data is inflated with zlib-ng when it is installed (a
 drop-in zlib built for speed: about 10x faster than the standard library's zlib on mask PNGs;
-wheels for every major platform, maintained with python-isal) and the filters are undone for all
-rows at once with numpy and OpenCV prefix sums instead of row by row in C:
+wheels for every major platform, maintained with python-isal) and the filters are undone for
+many rows at once with numpy instead of byte by byte:
 
 * ``None`` and ``Sub`` rows do not depend on the row above: Sub is a prefix sum along the row
-  (mod 256), taken for all Sub rows at once from ``cv2.integral``;
-* ``Up`` rows add the row above, so a run of them below a known row is a prefix sum down the
-  columns, taken for all runs at once;
+  (mod 256), computed for all Sub rows at once from their non-zero bytes (in a mask, only where
+  the value changes);
+* ``Up`` rows add the row above, so a run of them below a finished row is a prefix sum down the
+  columns, taken for all such runs at once by doubling;
 * ``Paeth`` predicts the left neighbour wherever the two pixels above it are equal (almost
   everywhere in a mask), so a Paeth row is a prefix sum between the few other pixels; ``Average``
-  rows (rare in masks) are undone pixel by pixel.
+  rows (rare in masks) are undone pixel by pixel. Images with many such rows go to the
+  reference reader, which is faster on them.
 
 Only what can be reproduced exactly is decoded: a greyscale or palette PNG, 1/2/4/8-bit, not
 interlaced, with well-formed chunks and checksums. For anything else the functions return None
@@ -23,7 +25,6 @@ from __future__ import annotations
 import struct
 import zlib
 
-import cv2
 import numpy as np
 
 try:  # optional: the standard library's zlib decodes the same bytes, only slower
@@ -35,6 +36,9 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GRAY, PALETTE = 0, 3
 _SKIPPED = frozenset({b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs"})
 """Ancillary chunks that change nothing in the pixels either reader returns."""
+MAX_SEQUENTIAL_ROWS = 8
+"""Paeth / Average rows are undone position by position; past this many in one image (rare in
+masks: thin structures written with adaptive filtering) the reference decoder is faster."""
 _PIL_GRAY_SCALE = {1: 1, 2: 85, 4: 17, 8: 1}
 """PIL returns 1-bit greyscale as 0/1 (mode '1'), 2- and 4-bit scaled to 0..255 (mode 'L')."""
 
@@ -107,6 +111,8 @@ def _unfilter(png: _Png) -> np.ndarray | None:
     filters, rows = rows[:, 0].copy(), rows[:, 1:]
     if filters.max() > 4:
         return None
+    if np.count_nonzero(filters >= 3) > MAX_SEQUENTIAL_ROWS:
+        return None  # the reference decoder is faster on such files
     if filters[0] == 2:  # the row above the first one is zeros: Up adds nothing
         filters[0] = 0
     out = rows.copy()
@@ -122,9 +128,13 @@ def _unfilter(png: _Png) -> np.ndarray | None:
     while not done.all():
         ready = [row for row in later if row == 0 or done[row - 1]]
         paeth = np.asarray([row for row in ready if filters[row] == 4], np.int64)
-        if paeth.size:
+        if paeth.size > 2:  # many rows: position by position across rows
             above = np.where((paeth > 0)[:, None], out[np.maximum(paeth - 1, 0)], 0)
             out[paeth] = _paeth_rows(rows[paeth], above.astype(np.uint8))
+        else:  # a row or two (the usual case in masks): less overhead one at a time
+            for row in paeth.tolist():
+                out[row] = _paeth_row(rows[row], out[row - 1] if row else
+                                      np.zeros(stride, np.uint8))
         for row in ready:
             if filters[row] == 3:
                 above = out[row - 1] if row else np.zeros(stride, np.uint8)
@@ -222,6 +232,37 @@ def _paeth_rows(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
             bases[:, j + 1] = np.where(live, value - prefix_there, 0)
     run = np.cumsum(special, axis=1)  # how many special positions up to x
     return ((np.take_along_axis(bases, run, axis=1) + prefix) % 256).astype(np.uint8)
+
+
+def _paeth_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Undo Paeth on one row: where the pixels above and above-left are equal the predictor
+    is the left pixel (a prefix sum, as for Sub), so only the other positions, few in a mask,
+    need the full rule, one by one."""
+    b = above.astype(np.int64)
+    c = np.concatenate(([0], b[:-1]))
+    special = np.flatnonzero(b != c)
+    prefix = np.cumsum(raw, dtype=np.int64)
+    if special.size == 0:
+        return (prefix % 256).astype(np.uint8)
+    # Only the special positions' values enter the loop (prefix[-1] stands for 0 at x = 0).
+    before = np.where(special > 0, prefix[special - 1], 0).tolist()
+    at = prefix[special].tolist()
+    values_raw, ups, up_lefts = raw[special].tolist(), b[special].tolist(), c[special].tolist()
+    value, prefix_there = 0, 0  # value and prefix at the last special position, none yet
+    bases = [0]
+    for k, x in enumerate(special.tolist()):
+        left = 0 if x == 0 else (value + before[k] - prefix_there) % 256
+        up, up_left = ups[k], up_lefts[k]
+        p = left + up - up_left
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+        predictor = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
+        value = (values_raw[k] + predictor) % 256
+        prefix_there = at[k]
+        bases.append(value - prefix_there)
+    # Between special positions: value[x] = base + prefix[x], with one base per run.
+    run = np.zeros(raw.shape[0], np.int64)
+    run[special] = 1
+    return ((np.asarray(bases, np.int64)[np.cumsum(run)] + prefix) % 256).astype(np.uint8)
 
 
 def _average_row(raw: np.ndarray, above: np.ndarray) -> np.ndarray:

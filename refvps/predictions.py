@@ -66,6 +66,9 @@ class PredictionStore:
             reason = file_problem(self.path)
             if reason:
                 raise RefvpsError(f"{self.path}: {reason}; predictions must be a folder or a .zip")
+            if self.path.suffix.lower() == ".json":
+                raise RefvpsError(f"{self.path}: a JSON file; put it in a folder (or a .zip) and "
+                                  "pass that as the predictions (e.g. A2D-Sentences results)")
             if not zipfile.is_zipfile(self.path):
                 raise RefvpsError(f"{self.path}: not a folder and not a readable .zip archive")
 

@@ -14,6 +14,7 @@ from pycocotools.mask import area, encode
 
 from problem_checks import evaluation_problems
 from refvps.cli import main
+from refvps.errors import RefvpsError
 from refvps.evaluation import evaluate
 from refvps.loaders import load_benchmark
 
@@ -184,6 +185,8 @@ def test_problems_are_listed_at_once(tmp_path):
     preds.mkdir()
     (preds / "r.json").write_text(json.dumps(results))
     message = evaluation_problems(preds, "a2d-sentences", tmp_path)
+    with pytest.raises(RefvpsError, match="put it in a folder"):
+        score(preds / "r.json", "a2d-sentences", tmp_path)
     assert f"no prediction for image {samples[1][0]}" in message
     assert "image_id 'v_nope_f_1_i_1' is not in the ground truth" in message
     assert "segmentation must be a compressed RLE of size [60, 80]" in message

@@ -52,3 +52,18 @@ def test_the_top_level_help_has_examples():
     result = CliRunner().invoke(main, ["--help"])
     examples = result.output.split("Examples:", 1)[1].split("Options:", 1)[0].split()
     assert examples.count("refvps") >= 2
+
+
+def _flag(command, name):
+    return any(isinstance(p, click.Option) and name in p.opts and p.is_flag
+               for p in command.params)
+
+
+def test_output_formats_exclude_each_other(tmp_path):
+    with_both = [path for path, command in _commands(main)
+                 if _flag(command, "--csv") and _flag(command, "--json")]
+    assert ("leaderboard",) in with_both and ("benchmarks",) in with_both
+    for path in with_both:
+        result = CliRunner().invoke(main, [*path, "--csv", "--json"])
+        assert result.exit_code == 2, path
+        assert "--csv and --json exclude each other" in result.output, path

@@ -270,6 +270,10 @@ def test_messages_name_only_the_filters_given(tmp_path):
     assert "no local runs for burst" in result.output and "drop --no-published" in result.output
     result = CliRunner().invoke(main, ["leaderboard", "-b", "burst", "--results", str(store)])
     assert result.output.count("REM Table 3") == 5
+    result = CliRunner().invoke(main, ["leaderboard", "-b", "burst", "--metric", "Jx",
+                                       "--results", str(store)])
+    assert result.exit_code == 2 and "no row has metric 'Jx' for burst; rank by one of: J" in \
+        result.output
 
 
 @pytest.mark.parametrize("flags", [["--csv", "--json"], ["--csv", "--markdown"],

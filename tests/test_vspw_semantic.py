@@ -3,7 +3,6 @@ equality with a literal transcription of VSPW_code run on the README-converted G
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 
 import numpy as np
@@ -134,4 +133,5 @@ def test_cli_and_listing(dataset, tmp_path):
     assert classes.startswith("class_id,class,IoU,gt_pixels,pred_pixels,intersection")
     listing = CliRunner().invoke(main, ["benchmarks", "--data", str(raw_root), "--json"])
     record = next(r for r in json.loads(listing.output) if r["benchmark"] == "vspw-semantic")
-    assert record["splits"][0]["videos"] == 3 and record["unit"] == "video"
+    val = next(split for split in record["splits"] if split["split"] == "val")
+    assert val["videos"] == 3 and val["default"] and record["unit"] == "video"

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from refvps.cli.common import data_option
+from refvps.cli.common import data_option, exclusive
 
 
 @click.command("benchmarks")
@@ -18,10 +18,11 @@ def benchmarks_command(data, as_json, as_csv):
     \b
     Examples:
       refvps benchmarks
-      refvps benchmarks --data DATA_ROOT --csv
+      refvps benchmarks --data path/to/data --csv
     """
     from refvps.catalog import benchmark_catalog
 
+    exclusive(csv=as_csv, json=as_json)
     records = benchmark_catalog(data)
     if as_json:
         click.echo(json.dumps(records, indent=2))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from refvps.errors import RefvpsError
 from refvps.leaderboard.published import published_results
 from refvps.leaderboard.settings import LOCAL_SETTING, SETTINGS
 from refvps.leaderboard.records import (RunRecord, latest_per_identity, list_records,
@@ -95,6 +96,11 @@ def build_leaderboard(benchmark: str | None = None, metric: str | None = None,
     shown = _shown_metrics(table)
     metrics = [m for m in dict.fromkeys((*METRIC_ORDER, *(m for ms in PAPER_METRICS.values()
                                                            for m in ms))) if m in shown]
+    if metric and (metric not in table.columns or not table[metric].notna().any()):
+        known = sorted(c for c in table.columns if is_score(c) and table[c].notna().any())
+        raise RefvpsError(f"no row has metric {metric!r}"
+                          + (f" for {benchmark}" if benchmark else "")
+                          + (f"; rank by one of: {', '.join(known)}" if known else ""))
     if metric and metric not in metrics:
         metrics.insert(0, metric)
     for name in metrics:

@@ -17,17 +17,16 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from refvps.errors import MaskError, Problem
 from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_RESOLUTION,
                             DAVIS_SEMI_FOLDER, FRAME_EXT, IGNORE_LABEL, JPEG_DIR, MASK_EXT,
                             ANNOTATION_DIR)
-from refvps.inputs import check_png, read_file
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  read_digested)
+from refvps.loaders.davis_annotations import check_annotation_frames
 from refvps.loaders.jsonfiles import read_name_list, read_split_list
-from refvps.masks import read_mask_bytes
+from refvps.masks import read_mask, read_mask_bytes
 
 MIN_FRAMES = 3  # the protocol scores frames 2..T-1
 
@@ -114,11 +113,10 @@ class Davis17(Benchmark):
         if seq not in self._objects:
             frames = self.gt_frames(seq)
             try:
-                with Image.open(self.gt_dir(seq) / f"{frames[0]}{MASK_EXT}") as image:
-                    labels = np.array(image)
-                self._objects[seq] = int(np.where(labels == IGNORE_LABEL, 0, labels).max(initial=0))
-            except (OSError, IndexError):
-                self._objects[seq] = 0
+                labels = read_mask(self.gt_dir(seq) / f"{frames[0]}{MASK_EXT}")
+            except (MaskError, IndexError):  # reported by validate()
+                labels = np.zeros((1, 1), np.uint8)
+            self._objects[seq] = int(np.where(labels == IGNORE_LABEL, 0, labels).max(initial=0))
         return self._objects[seq]
 
     # --- validation --------------------------------------------------------------------------
@@ -133,41 +131,13 @@ class Davis17(Benchmark):
         return problems
 
     def _validate_sequence(self, seq: str) -> list[Problem]:
-        folder = self.gt_dir(seq)
         frames = self.gt_frames(seq)
-        if not frames:
-            return [Problem(str(folder), "no annotation PNGs" if folder.is_dir()
-                            else "annotation folder not found")]
-        problems = []
-        if len(frames) < MIN_FRAMES:
-            problems.append(Problem(str(folder), f"{len(frames)} annotation frame(s): the "
-                                                 "semi-supervised protocol scores frames 2..T-1 "
-                                                 f"and needs at least {MIN_FRAMES}"))
-        size = None
-        for frame in frames:
-            path = folder / f"{frame}{MASK_EXT}"
-            try:
-                header = check_png(read_file(path, head=64), str(path))
-            except MaskError as exc:
-                problems.append(Problem(exc.path, exc.what))
-                continue
-            frame_size = (header.width, header.height)
-            if header.color_type not in (0, 3) or header.bit_depth > 8:
-                problems.append(Problem(str(path), f"{header.bit_depth}-bit {header.color} PNG; "
-                                                   "annotations must be 8-bit palette ('P') or "
-                                                   "grayscale ('L') PNGs"))
-            size = size or frame_size
-            if frame_size != size:
-                problems.append(Problem(str(path), f"size {frame_size[0]}x{frame_size[1]} (WxH) "
-                                                   f"differs from the first frame's "
-                                                   f"{size[0]}x{size[1]}"))
-        jpegs = self.davis_dir / JPEG_DIR / DAVIS_RESOLUTION / seq
-        if jpegs.is_dir():
-            unannotated = sorted({p.stem for p in jpegs.glob(f"*{FRAME_EXT}")} - set(frames))
-            if unannotated:
-                problems.append(Problem(str(folder), f"{len(unannotated)} frame(s) of {jpegs} have "
-                                                     f"no annotation, e.g. {unannotated[0]} (the "
-                                                     "official evaluator cannot score them)"))
+        problems = check_annotation_frames(self.gt_dir(seq), frames,
+                                           self.davis_dir / JPEG_DIR / DAVIS_RESOLUTION / seq)
+        if 0 < len(frames) < MIN_FRAMES:
+            problems.append(Problem(str(self.gt_dir(seq)), f"{len(frames)} annotation frame(s): "
+                                    "the semi-supervised protocol scores frames 2..T-1 and needs "
+                                    f"at least {MIN_FRAMES}"))
         return problems
 
     # --- tasks -------------------------------------------------------------------------------

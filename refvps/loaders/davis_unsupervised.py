@@ -2,54 +2,50 @@
 
 The official evaluator stacks every object and every proposal of a sequence into dense float64
 arrays, then computes J and F for each (proposal, object) pair frame by frame from scratch. Here
-a frame's masks are decoded once, each mask's :class:`~refvps.metrics.Boundary` is built once
-and scored against every mask of the other side, and J is computed on the union of the two
-masks' bounding boxes (which holds every foreground pixel of both, so the counts are the
-official ones). The per-frame values are then laid out as the official ``(proposals, objects,
-frames)`` float64 arrays so the Hungarian cost matrix, its tie-breaking and every statistic are
-bit-identical to the reference.
+a frame's masks are decoded and bit-packed once, each mask's :class:`~refvps.metrics.Boundary`
+is built once and scored against every mask of the other side, and J's intersection and areas
+are popcounts of the packed masks (the official integer counts). The per-frame values are then
+laid out as the official ``(proposals, objects, frames)`` float64 arrays so the Hungarian cost
+matrix, its tie-breaking and every statistic are bit-identical to the reference.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from refvps.formats import DAVIS_MAX_PROPOSALS
-from refvps.metrics import Boundary, boundary_of, f_from_boundaries, region_similarity
-
-Box = tuple[int, int, int, int]  # top, bottom, left, right (exclusive ends)
+from refvps.metrics import Boundary, boundary_of, f_from_boundaries
+from refvps.metrics.bits import pack_mask, popcount
+from refvps.metrics.boundary import boundary_of_bits
 
 
 @dataclass(frozen=True)
 class Mask:
     """One non-empty mask of a frame (void already removed) and what scoring needs from it."""
 
-    pixels: np.ndarray  # bool, full frame
-    box: Box
+    bits: np.ndarray  # bit-packed (refvps.metrics.bits.pack_mask)
     boundary: Boundary
     area: int
 
 
 def make_mask(pixels: np.ndarray) -> Mask | None:
-    """A :class:`Mask` of ``pixels`` (bool, C-contiguous); None when it is empty."""
-    x, y, w, h = cv2.boundingRect(pixels.view(np.uint8))
-    if w == 0 or h == 0:
+    """A :class:`Mask` of ``pixels`` (bool H x W); None when it is empty."""
+    bits = pack_mask(pixels)
+    area = popcount(bits)
+    if area == 0:
         return None
-    return Mask(pixels, (y, y + h, x, x + w), boundary_of(pixels), int(np.count_nonzero(pixels)))
+    return Mask(bits, boundary_of_bits(bits, pixels.shape), area)
 
 
-def _region(a: Mask | None, b: Mask | None, empty: np.ndarray) -> float:
-    """J of two masks (None = empty), counted inside the union of their bounding boxes."""
-    boxes = [m.box for m in (a, b) if m is not None]
-    if not boxes:
-        return region_similarity(empty[:0, :0], empty[:0, :0])
-    top, bottom = min(b_[0] for b_ in boxes), max(b_[1] for b_ in boxes)
-    left, right = min(b_[2] for b_ in boxes), max(b_[3] for b_ in boxes)
-    window = (slice(top, bottom), slice(left, right))
-    return region_similarity((a.pixels if a else empty)[window], (b.pixels if b else empty)[window])
+def _region(a: Mask | None, b: Mask | None) -> float:
+    """J of two masks (None = empty) from popcounts: the official integer counts, divided."""
+    if a is None and b is None:
+        return 1.0  # davis2017 db_eval_iou: an empty union scores 1
+    inter = popcount(a.bits & b.bits) if a is not None and b is not None else 0
+    union = (a.area if a is not None else 0) + (b.area if b is not None else 0) - inter
+    return inter / union
 
 
 class PairScores:
@@ -69,21 +65,20 @@ class PairScores:
         self.n_objects = n_objects
         self.n_proposals = 0
         self.radius = radius
-        self._empty = np.zeros(shape, bool)
-        self._empty_boundary = boundary_of(self._empty)
+        self._empty_boundary = boundary_of(np.zeros(shape, bool))
 
     def add_frame(self, t: int, objects: list[Mask | None], proposals: dict[int, Mask | None],
                   missing: set[int] | bool = False) -> None:
         """Score frame ``t``: ``objects[k-1]`` is GT object k, ``proposals`` maps id -> mask."""
-        empty, radius = self._empty, self.radius
+        radius = self.radius
         for o, obj in enumerate(objects):
             gt_boundary = obj.boundary if obj is not None else self._empty_boundary
-            self.j[:, o, t] = _region(obj, None, empty)
+            self.j[:, o, t] = _region(obj, None)
             self.f[:, o, t] = f_from_boundaries(gt_boundary, self._empty_boundary, radius)
             for pid, prop in proposals.items():
                 if prop is None:
                     continue
-                self.j[pid - 1, o, t] = _region(obj, prop, empty)
+                self.j[pid - 1, o, t] = _region(obj, prop)
                 self.f[pid - 1, o, t] = f_from_boundaries(gt_boundary, prop.boundary, radius)
         for pid, prop in proposals.items():
             if prop is not None:

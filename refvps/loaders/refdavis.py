@@ -34,8 +34,8 @@ from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_MAX_PROPOSA
                             REFDAVIS_META_DIR, REFDAVIS_RUNS, ANNOTATION_DIR, refdavis_run_dir)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  group_means, read_digested)
-from refvps.inputs import check_png, read_file
 from refvps.loaders.jsonfiles import JsonChecker, read_json_object, read_name_list, show
+from refvps.loaders.davis_annotations import check_annotation_frames
 from refvps.loaders.davis_unsupervised import Mask, PairScores, make_mask
 from refvps.loaders.refdavis_predictions import run_layouts, too_many_proposals
 from refvps.loaders.refdavis_text import (RunExpression, convert_expressions, read_converted,
@@ -276,37 +276,7 @@ class RefDavis(Benchmark):
         return problems
 
     def _validate_sequence(self, seq: str) -> list[Problem]:
-        folder = self.gt_dir(seq)
-        frames = self.gt_frames(seq)
-        if not frames:
-            return [Problem(str(folder), "no annotation PNGs" if folder.is_dir()
-                            else "annotation folder not found")]
-        problems, size = [], None
-        for frame in frames:
-            path = folder / f"{frame}{MASK_EXT}"
-            try:
-                header = check_png(read_file(path, head=64), str(path))
-            except MaskError as exc:
-                problems.append(Problem(exc.path, exc.what))
-                continue
-            frame_size = (header.width, header.height)
-            if header.color_type not in (0, 3) or header.bit_depth > 8:
-                problems.append(Problem(str(path), f"{header.bit_depth}-bit {header.color} PNG; "
-                                                   "annotations must be 8-bit palette ('P') or "
-                                                   "grayscale ('L') PNGs"))
-            size = size or frame_size
-            if frame_size != size:
-                problems.append(Problem(str(path), f"size {frame_size[0]}x{frame_size[1]} (WxH) "
-                                                   f"differs from the first frame's "
-                                                   f"{size[0]}x{size[1]}"))
-        jpegs = self.jpeg_dir(seq)
-        if jpegs.is_dir():
-            unannotated = sorted({p.stem for p in jpegs.glob(f"*{FRAME_EXT}")} - set(frames))
-            if unannotated:
-                problems.append(Problem(str(folder), f"{len(unannotated)} frame(s) of {jpegs} have "
-                                                     f"no annotation, e.g. {unannotated[0]} (the "
-                                                     "official evaluator cannot score them)"))
-        return problems
+        return check_annotation_frames(self.gt_dir(seq), self.gt_frames(seq), self.jpeg_dir(seq))
 
     # --- tasks ------------------------------------------------------------------------------
     def tasks(self) -> list[VideoTask]:

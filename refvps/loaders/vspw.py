@@ -67,36 +67,20 @@ class _VideoGT(GroundTruth):
         return self.label(frame) == query.target[0], None
 
 
-class VSPW(ClassAveragedBenchmark):
-    name = "vspw"
+class VSPWTree:
+    """The VSPW tree both VSPW benchmarks read: split lists and ``data/<video>/{mask,origin}``."""
+
     folder = VSPW_FOLDER
-    title = "VSPW stuff (referring, REM protocol)"
     splits = ("train", "val", "test")
     default_split = "val"
-    missing_modes = ("strict", "official")
-    protocol = ("J over every mask frame, GT = raw label == stuff id + 1 (others/void are "
-                "background), one query per (video, stuff class present), mean per class, "
-                "mean over the stuff classes")
-    reference = "miccooper9/ReferEverything stuff/eval_stuff.py (REM), frames paired by name"
-
-    def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017",
-                 layout: str = "auto", workers: int | None = None):
-        super().__init__(root, split, decay_mode, layout)
-        self.workers = workers
-        self._scan: dict[str, tuple[tuple[str, ...], tuple[int, ...], list[Problem]]] | None = None
-        self._predicted: dict[str, tuple[int, ...]] | None = None  # official mode: class folders
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_scan"] = None  # workers only need the tasks they are sent
-        return state
+    root: Path
+    split: str
 
     @classmethod
     def looks_like(cls, path: Path) -> bool:
         return (path / VSPW_DATA_DIR).is_dir() and any(
             (path / f"{split}.txt").is_file() for split in cls.splits)
 
-    # --- metadata ---------------------------------------------------------------------------
     def split_file(self) -> Path:
         return self.root / f"{self.split}.txt"
 
@@ -114,6 +98,28 @@ class VSPW(ClassAveragedBenchmark):
 
     def frame_path(self, video: str, frame: str) -> Path:
         return self.root / VSPW_DATA_DIR / video / VSPW_ORIGIN_DIR / f"{frame}{FRAME_EXT}"
+
+
+class VSPW(VSPWTree, ClassAveragedBenchmark):
+    name = "vspw"
+    title = "VSPW stuff (referring, REM protocol)"
+    missing_modes = ("strict", "official")
+    protocol = ("J over every mask frame, GT = raw label == stuff id + 1 (others/void are "
+                "background), one query per (video, stuff class present), mean per class, "
+                "mean over the stuff classes")
+    reference = "miccooper9/ReferEverything stuff/eval_stuff.py (REM), frames paired by name"
+
+    def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017",
+                 layout: str = "auto", workers: int | None = None):
+        super().__init__(root, split, decay_mode, layout)
+        self.workers = workers
+        self._scan: dict[str, tuple[tuple[str, ...], tuple[int, ...], list[Problem]]] | None = None
+        self._predicted: dict[str, tuple[int, ...]] | None = None  # official mode: class folders
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_scan"] = None  # workers only need the tasks they are sent
+        return state
 
     def scan(self) -> dict[str, tuple[tuple[str, ...], tuple[int, ...], list[Problem]]]:
         """Per video: (sorted mask stems, raw stuff values present, problems); decoded once."""
@@ -154,9 +160,8 @@ class VSPW(ClassAveragedBenchmark):
 
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
-        split_file = self.split_file()
         problems: list[Problem] = []
-        if read_split_list(split_file, problems, "video") is None:
+        if read_split_list(self.split_file(), problems, "video") is None:
             return problems
         for _stems, _raws, video_problems in self.scan().values():
             problems += video_problems

@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from refvps.errors import MaskError, Problem
-from refvps.formats import (FRAME_EXT, MASK_EXT, VSPW_DATA_DIR, VSPW_FOLDER, VSPW_LABEL_FILE,
-                            VSPW_MASK_DIR, VSPW_ORIGIN_DIR)
+from refvps.formats import MASK_EXT, VSPW_DATA_DIR, VSPW_LABEL_FILE, VSPW_MASK_DIR
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask, read_digested
-from refvps.loaders.jsonfiles import read_json_object, read_name_list, read_split_list
+from refvps.loaders.jsonfiles import read_json_object, read_split_list
+from refvps.loaders.vspw import VSPWTree
 from refvps.masks import read_mask_bytes
 
 N_CLASSES = 124
@@ -94,12 +94,9 @@ class _VideoGT(GroundTruth):
         return self.classes(frame) < N_CLASSES, None
 
 
-class VSPWSemantic(Benchmark):
+class VSPWSemantic(VSPWTree, Benchmark):
     name = "vspw-semantic"
-    folder = VSPW_FOLDER
     title = "VSPW video semantic segmentation (mIoU, VC8, VC16)"
-    splits = ("val", "train", "test")
-    default_split = "val"
     headline = ("mIoU", "VC8", "VC16")
     compute_f = False
     unit_name = "video"
@@ -110,30 +107,7 @@ class VSPWSemantic(Benchmark):
     reference = "VSPW-dataset/VSPW_code evaluator_test.py (utils.Evaluator(124)) and VC_perclip.py"
     missing_hint = "The measures need a prediction for every mask frame."
 
-    @classmethod
-    def looks_like(cls, path: Path) -> bool:
-        return (path / VSPW_DATA_DIR).is_dir() and any(
-            (path / f"{split}.txt").is_file() for split in cls.splits)
-
     # --- data --------------------------------------------------------------------------------
-    def split_file(self) -> Path:
-        return self.root / f"{self.split}.txt"
-
-    def metadata_files(self) -> list[Path]:
-        return [self.split_file()]
-
-    def video_ids(self) -> list[str]:
-        """Videos of the split list (lines stripped, blank lines skipped, order kept)."""
-        if not os.path.lexists(self.split_file()):
-            return []
-        return read_name_list(self.split_file(), [], "video") or []
-
-    def mask_dir(self, video: str) -> Path:
-        return self.root / VSPW_DATA_DIR / video / VSPW_MASK_DIR
-
-    def frame_path(self, video: str, frame: str) -> Path:
-        return self.root / VSPW_DATA_DIR / video / VSPW_ORIGIN_DIR / f"{frame}{FRAME_EXT}"
-
     def mask_stems(self, video: str) -> tuple[str, ...]:
         folder = self.mask_dir(video)
         if not folder.is_dir():
@@ -144,7 +118,7 @@ class VSPWSemantic(Benchmark):
     def class_names(self) -> dict[int, str]:
         """Class id (0..123) -> name, from ``label_num_dic_final.json`` when it is present."""
         names = read_json_object(self.root / VSPW_LABEL_FILE, [], required=False) or {}
-        return {int(raw) - 1: name for name, raw in names.items()
+        return {int(raw) - 1: str(name) for name, raw in names.items()
                 if str(raw).isdigit() and 1 <= int(raw) <= N_CLASSES}
 
     def validate(self) -> list[Problem]:

@@ -188,4 +188,11 @@ def contour_accuracy(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None =
     if void is not None and np.shape(void) != gt.shape:
         raise ValueError(f"shape mismatch: ground truth {gt.shape} vs void {np.shape(void)}")
     radius = boundary_radius(gt.shape, bound_th)
-    return f_from_boundaries(boundary_of(gt, void), boundary_of(pred, void), radius)
+    if void is None or gt.size == 0:
+        return f_from_boundaries(boundary_of(gt, void), boundary_of(pred, void), radius)
+    keep = ~pack_mask(binarize(void))  # packed once for both masks
+    gt_bits, pred_bits = pack_mask(gt), pack_mask(pred)
+    gt_bits &= keep
+    pred_bits &= keep
+    return f_from_boundaries(boundary_of_bits(gt_bits, gt.shape),
+                             boundary_of_bits(pred_bits, gt.shape), radius)

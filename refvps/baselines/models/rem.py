@@ -191,11 +191,15 @@ class REMWan(BaseSegmenter):
         self.model.eval()
 
     def _autocast(self):
+        """Upstream's ``torch.autocast("cuda", bfloat16)``, on the CPU too: the model is loaded
+        in bf16 (``build_want2vlarge_txt_model``) but parts of it run in fp32, and without
+        autocast the CPU matmuls refuse the mix."""
         import torch
 
-        if self.config.bf16 and str(self.config.device).startswith("cuda"):
-            return torch.autocast("cuda", torch.bfloat16, cache_enabled=False)
-        return contextlib.nullcontext()
+        if not self.config.bf16:
+            return contextlib.nullcontext()
+        device = torch.device(self.config.device).type
+        return torch.autocast(device, torch.bfloat16, cache_enabled=False)
 
     def _text(self, expression: str):
         import torch

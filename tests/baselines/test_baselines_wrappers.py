@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from refvps.baselines import create
+from refvps.baselines.protocol import ModelLoadError
 from refvps.baselines.clips import fit_clip_len, plan_fixed, plan_tail, shorter_clip_len, stitch
 from refvps.baselines.models.common import short_side_size, shortest_edge_size
 from refvps.baselines.models.sola import drop_part_masks, keyframes, sola_union
@@ -171,7 +172,7 @@ def test_rem_ms_checkpoint_without_unet_is_refused(tmp_path, monkeypatch, fresh_
     monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "log"))
     torch.save({"model_state": {}}, tmp_path / "wan.pth")
     model = create("rem-ms", repo=str(repo), checkpoint=str(tmp_path / "wan.pth"), device="cpu")
-    with pytest.raises(KeyError, match="no 'unet' entry"):
+    with pytest.raises(ModelLoadError, match="no 'unet' entry"):
         model.predict(_frames([1]), "x")
 
 

@@ -97,7 +97,7 @@ def write_ms(folder: Path) -> Dict[str, str]:
     checkpoint = folder / "rem-ms-tiny.pth"
     torch.save({"unet": unet.state_dict(), "optimizer": {"state": {}, "param_groups": []},
                 "epoch": 0, "args": argparse.Namespace(num_frames=72, lr=1e-5)}, checkpoint)
-    return {"checkpoint": str(checkpoint), "base_model": str(base), "size": "64",
+    return {"checkpoint": str(checkpoint), "base_model": str(base), "size": "32",
             "clip_len": "16", "vae_chunk": "8"}
 
 
@@ -135,7 +135,7 @@ def write_wan(folder: Path) -> Dict[str, str]:
     torch.save({"model_state": state, "optimizer": {"state": {}, "param_groups": []},
                 "epoch": 0, "iteration": 0, "args": argparse.Namespace(num_frames=73)},
                checkpoint)
-    return {"checkpoint": str(checkpoint), "base_dir": str(base), "size": "64"}
+    return {"checkpoint": str(checkpoint), "base_dir": str(base), "size": "32"}
 
 
 def write_checkpoint(model: str, repo: Path, folder: Path) -> Dict[str, str]:

@@ -3,11 +3,15 @@
 The wrapper builds the detectron2 model from the upstream eval config, feeds one expression as
 the batched input ``inference_rvos_vl`` expects (``dataset_name='refytvos'``: online, frame by
 frame, first and previous masks as references, top-1 query, score > 0.3 else empty, sigmoid >
-0.5, resized to the frame size) and reads back the 0/255 PNGs the model writes under
+0.5, resized to the frame size), the expression a ``str`` as the test-time mapper leaves it
+(``ytvis_dataset_mapper.py``; ``forward_text`` rejects a list), and reads back the 0/255 PNGs the model writes under
 ``model.save_path_prefix`` (a temporary folder). Frames go through ``ResizeShortestEdge(480,
 1333)``; the expression through ``clean_string``. Worked around (docs/baselines.md §3.5): cwd =
 repo root (relative ``pretrained_models/``); the ImageNet resnet18 that model building
-downloads must be in ``TORCH_HOME`` (checked by ``refvps models --check``).
+downloads (``vos_helper/mod_resnet.py``: ``resnet18-5c106cde.pth``) must be in
+``$TORCH_HOME/hub/checkpoints`` when offline. CPU: upstream cannot run there. Importing the model
+imports ``MultiScaleDeformableAttention`` (``models/deformable_detr/ops``, CUDA-only build), and
+``forward_text`` moves the text to ``"cuda"``.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from typing import List
 import numpy as np
 
 from refvps.baselines.base import BaseSegmenter
-from refvps.baselines.models.common import enter_upstream, pil_resize, set_offline, shortest_edge_size
+from refvps.baselines.models.common import with_repo_check, enter_upstream, pil_resize, set_offline, shortest_edge_size
 
 _REMOVED = re.compile(r"[.,'!?\"()*#:;]")
 
@@ -50,6 +54,9 @@ class _UniRef(BaseSegmenter):
     packages = ("torch", "detectron2", "flash_attn", "transformers")
     path_fields = ("repo", "checkpoint")
     backbone = ""
+
+    def requirements(self):
+        return with_repo_check(super().requirements(), self.config.repo, "UniRef")
 
     def config_file(self) -> str:
         if self.config.config:
@@ -91,7 +98,7 @@ class _UniRef(BaseSegmenter):
             batch = {"task": "rvos", "dataset_name": "refytvos", "image": images,
                      "height": height, "width": width, "video": "video", "exp_id": "0",
                      "file_names": [f"video/{n}.jpg" for n in names],
-                     "expressions": [clean_string(expression)]}
+                     "expressions": clean_string(expression)}
             with torch.no_grad():
                 self.model([batch])
             return read_back(folder, names, height, width)

@@ -7,7 +7,10 @@ bilinearly to the frame size and thresholded with ``sigmoid > 0.5``. Clips of ``
 (36, the Ref-DAVIS script's; 0 = the whole video as on Ref-YouTube-VOS). Worked around
 (docs/baselines.md §2.6): ``inference_ytvos.py`` is never imported (it pins GPU 7); cwd is the
 repo root; a seed per (expression, video length) for the stochastic VAE sampling; the model
-runs on the current CUDA device because the backbone calls ``.cuda()``.
+runs on the current CUDA device (``cuda`` means ``cuda:<current>``) because the backbone calls
+``.cuda()``. CPU: upstream cannot run there. ``models/ops`` (MultiScaleDeformableAttention) builds
+only with CUDA and is imported when the model is built, and the backbone's forward calls
+``.cuda()`` (``models/itcross_video_swin_transformer.py``).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from refvps.baselines.clips import plan_fixed
 from refvps.baselines.models.common import (IMAGENET_MEAN, IMAGENET_STD, derive_seed,
                                             enter_upstream, pil_resize, resize_scores,
                                             seed_everything, set_offline, short_side_size,
-                                            to_normalised_chw)
+                                            to_normalised_chw, with_repo_check)
 
 VDIT_FLAGS = ("--with_box_refine", "--binary", "--freeze_text_encoder", "--eval",
               "--backbone", "itcross_video_swin", "--dataset_file", "davis")
@@ -38,6 +41,15 @@ def vdit_masks(pred_masks, resized: tuple, height: int, width: int, threshold: f
     h, w = resized
     logits = resize_scores(pred_masks[:, :, :h, :w], height, width)
     return (logits.sigmoid() > threshold)[:, 0].cpu().numpy()
+
+
+def cuda_index(device: str) -> int:
+    """The GPU index of ``device`` for ``torch.cuda.set_device`` (which refuses a bare
+    ``"cuda"``): the given index, else the current device."""
+    import torch
+
+    index = torch.device(device).index
+    return torch.cuda.current_device() if index is None else index
 
 
 @dataclass
@@ -64,13 +76,16 @@ class VDIT(BaseSegmenter):
     packages = ("torch", "torchvision", "diffusers", "transformers", "MultiScaleDeformableAttention")
     path_fields = ("repo", "checkpoint")
 
+    def requirements(self):
+        return with_repo_check(super().requirements(), self.config.repo, "VD-IT")
+
     def load(self) -> None:
         import torch
 
         cfg = self.config
         set_offline(cfg.offline)
         if str(cfg.device).startswith("cuda"):
-            torch.cuda.set_device(torch.device(cfg.device))
+            torch.cuda.set_device(cuda_index(cfg.device))
         enter_upstream(cfg.repo)
         import opts
         from models import build_model_diff_cross

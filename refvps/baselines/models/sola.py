@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from refvps.baselines.base import BaseSegmenter
-from refvps.baselines.models.common import with_repo_check, enter_upstream, set_offline
+from refvps.baselines.models.common import enter_upstream, repo_problem, set_offline, with_repo_check
 from refvps.baselines.protocol import VideoInput
 
 PART_CONTAINMENT = 0.7  # generate_prompts_grid.py: is_part[P > 0.7]
@@ -141,6 +141,122 @@ def upstream_grid_iou(masklet_frame: np.ndarray, prompt_mask: np.ndarray) -> flo
     return mask_iou(pred[0, 0].numpy(), prompt[0, 0].numpy())
 
 
+def torchvision_check():
+    """torchvision imports and its NMS operator runs (SAM2's automatic mask generator needs it)."""
+    from refvps.baselines.doctor import FAIL, OK, Check, package_version
+
+    torch_version = package_version("torch") or "?"
+    parts = torch_version.split("+")[0].split(".")
+    pair = f"0.{int(parts[1]) + 15}" if parts[0] == "2" and len(parts) > 1 else "the matching release"
+    fix = (f"pip install torchvision=={pair}.* (the release built for torch {torch_version}); "
+           "SAM2's automatic mask generator imports torchvision.ops")
+    try:
+        import torch
+        from torchvision.ops.boxes import batched_nms
+
+        keep = batched_nms(torch.tensor([[0.0, 0, 2, 2], [0, 0, 2, 2]]), torch.tensor([0.9, 0.8]),
+                           torch.tensor([0, 0]), 0.5)
+    except Exception as exc:
+        return Check("torchvision", FAIL, f"{type(exc).__name__}: {exc}", fix)
+    if keep.tolist() != [0]:
+        return Check("torchvision", FAIL, f"batched_nms gave {keep.tolist()}, expected [0]", fix)
+    return Check("torchvision", OK, f"{package_version('torchvision')}, NMS operator works")
+
+
+SAM2_API = {
+    "sam2.build_sam": ("build_sam2", "build_sam2_video_predictor"),
+    "sam2.automatic_mask_generator": ("SAM2AutomaticMaskGenerator",),
+    "sam2.sam2_video_predictor": ("SAM2VideoPredictor",),
+}
+SAM2_STATE_KEYS = ("output_dict_per_obj", "obj_id_to_idx")
+
+
+def sam2_api_problems() -> List[str]:
+    """What this wrapper calls in sam2 and the installed sam2 lacks (empty: all there)."""
+    import importlib
+    import inspect
+
+    problems = []
+    found = {}
+    for module, names in SAM2_API.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != "torchvision":  # reported by the torchvision check
+                problems.append(f"import {module}: {exc}")
+            continue
+        except Exception as exc:
+            problems.append(f"import {module}: {type(exc).__name__}: {exc}")
+            continue
+        for name in names:
+            if not hasattr(mod, name):
+                problems.append(f"{module}.{name} missing")
+            else:
+                found[name] = getattr(mod, name)
+    calls = {"build_sam2": ("hydra_overrides_extra",),
+             "build_sam2_video_predictor": ("hydra_overrides_extra",),
+             "SAM2AutomaticMaskGenerator": ("points_per_side", "pred_iou_thresh",
+                                            "stability_score_thresh")}
+    for name, params in calls.items():
+        if name in found:
+            accepted = inspect.signature(found[name]).parameters
+            problems += [f"{name}() takes no {p}" for p in params if p not in accepted]
+    predictor = found.get("SAM2VideoPredictor")
+    if predictor is not None:
+        for method in ("init_state", "add_new_mask", "propagate_in_video", "reset_state"):
+            if not hasattr(predictor, method):
+                problems.append(f"SAM2VideoPredictor.{method} missing")
+        if hasattr(predictor, "init_state"):
+            source = inspect.getsource(predictor.init_state)
+            problems += [f"SAM2VideoPredictor.init_state keeps no {key!r} (refvps reads each "
+                         f"track's obj_ptr tokens from it)" for key in SAM2_STATE_KEYS
+                         if key not in source]
+    return problems
+
+
+def sam2_api_check():
+    from refvps.baselines.doctor import FAIL, OK, Check, package_version
+
+    fix = ("pip install --no-deps sam2==1.1.0 (with hydra-core and iopath); see "
+           "docs/models/sola.md")
+    try:
+        import sam2
+    except Exception as exc:
+        return Check("sam2", FAIL, f"{type(exc).__name__}: {exc}", fix)
+    where = os.path.dirname(sam2.__file__ or "") if getattr(sam2, "__file__", None) else "?"
+    label = f"sam2 {package_version('sam2') or '?'} at {where}"
+    problems = sam2_api_problems()
+    if problems:
+        return Check(label, FAIL, "API differs from what refvps calls: " + "; ".join(problems), fix)
+    return Check(label, OK, "API as refvps calls it (per-object video outputs)")
+
+
+def selector_checkpoint_problem(module, path: str) -> str:
+    """Why ``path`` does not load into ``module`` strictly, as inference.py loads it ('' if it does)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        return f"torch.load failed: {type(exc).__name__}: {str(exc)[:300]}"
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        keys = list(state)[:5] if isinstance(state, dict) else type(state).__name__
+        return f"not a state_dict of tensors (train.py saves module.state_dict()); found {keys}"
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]}; checkpoint vs config)")
+    return "; ".join(parts)
+
+
 @dataclass
 class SOLAConfig:
     repo: str = ""  # SOLA checkout
@@ -216,6 +332,82 @@ class SOLA(BaseSegmenter):
                                                     device=cfg.device,
                                                     hydra_overrides_extra=overrides)
         self._cache: Dict[str, tuple] = {}
+
+    # --- doctor -------------------------------------------------------------------------------
+    def doctor_checks(self):
+        """What ``refvps models doctor sola`` checks beyond paths and torch (see doctor.py)."""
+        from refvps.baselines.doctor import FAIL, INFO, OK, Check, hub_model_check, try_import
+
+        cfg = self.config
+        yield torchvision_check()
+        yield sam2_api_check()
+        found = try_import("transformers", "pip install 'transformers>=4.30' (4.x and 5.x work)")
+        if found.status == OK:
+            major = found.detail.split(".")[0]
+            found = Check("transformers", OK, found.detail + f" (major {major}; refvps calls the "
+                          "tokenizer directly, which 4.x and 5.x both support)")
+        yield found
+        if repo_problem(cfg.repo, "SOLA"):
+            yield Check("SOLA entry point", FAIL, "not imported: the repo is not a SOLA checkout",
+                        "git clone https://github.com/cvlab-kaist/SOLA and pass --model-arg repo=DIR")
+            return
+        try:
+            model_cfg = self.model_config()
+        except Exception as exc:
+            yield Check(f"SOLA config {self.config_path()}", FAIL, f"{type(exc).__name__}: {exc}",
+                        "pass --model-arg config=FILE, a SOLA yaml with a 'model' section")
+            return
+        yield Check(f"SOLA config {self.config_path()}", OK,
+                    f"lang_token_dim {model_cfg.get('lang_token_dim')}, "
+                    f"object_token_dim {model_cfg.get('object_token_dim')}")
+        yield from self._selector_checks(model_cfg)
+        text_model = cfg.roberta or model_cfg.get("roberta_version", "")
+        yield hub_model_check(f"text model {text_model}", text_model, cfg.offline)
+        yield from self._sam2_checkpoint_checks()
+
+    def _selector_checks(self, model_cfg: dict):
+        from refvps.baselines.doctor import FAIL, INFO, OK, Check, file_sha256
+
+        cfg = self.config
+        try:
+            enter_upstream(cfg.repo, chdir=False)
+            from module.module import LanguageAlignedTrackSelectionModule
+        except Exception as exc:
+            yield Check("SOLA entry point module.module", FAIL, f"{type(exc).__name__}: {exc}",
+                        "the checkout must be cvlab-kaist/SOLA at 4b0adf8 with its packages installed")
+            return
+        yield Check("SOLA entry point module.module", OK, "LanguageAlignedTrackSelectionModule")
+        if not os.path.isfile(cfg.checkpoint):
+            return  # reported with the paths
+        problem = selector_checkpoint_problem(LanguageAlignedTrackSelectionModule(model_cfg),
+                                              cfg.checkpoint)
+        if problem:
+            yield Check(f"selector checkpoint {cfg.checkpoint}", FAIL, problem,
+                        "pass the epoch_N.pth that SOLA's train.py wrote with this config")
+            return
+        yield Check(f"selector checkpoint {cfg.checkpoint}", OK,
+                    f"all keys match; sha256 {file_sha256(cfg.checkpoint)[:16]}... "
+                    "(SOLA publishes no selector weights or checksums)")
+
+    def _sam2_checkpoint_checks(self):
+        from refvps.baselines.doctor import FAIL, OK, Check, file_sha256
+
+        cfg = self.config
+        if not os.path.isfile(cfg.sam2_checkpoint):
+            return
+        what = f"SAM2 checkpoint {cfg.sam2_checkpoint} ({cfg.sam2_config})"
+        try:
+            from sam2.build_sam import build_sam2
+
+            build_sam2(cfg.sam2_config, cfg.sam2_checkpoint, device="cpu",
+                       hydra_overrides_extra=cfg.sam2_overrides.split())
+        except Exception as exc:
+            yield Check(what, FAIL, f"{type(exc).__name__}: {str(exc)[:400]}",
+                        "pass the .pt file that matches sam2_config (e.g. sam2_hiera_large.pt "
+                        "with sam2_hiera_l.yaml)")
+            return
+        yield Check(what, OK, f"loads into the config's model; sha256 "
+                    f"{file_sha256(cfg.sam2_checkpoint)[:16]}...")
 
     # --- per video ------------------------------------------------------------------------------
     def tracks(self, video: VideoInput):

@@ -127,3 +127,32 @@ def test_selector_checkpoint_problems_by_hand(tmp_path):
     assert "not a state_dict of tensors" in selector_checkpoint_problem(module, str(tmp_path / "wrapped.pth"))
     (tmp_path / "text.pth").write_text("not a checkpoint")
     assert "torch.load failed" in selector_checkpoint_problem(module, str(tmp_path / "text.pth"))
+
+
+def test_tracks_through_the_real_sam2_video_predictor(tmp_path):
+    """SOLA._propagate against sam2's own SAM2VideoPredictor (tiny random weights, CPU): the
+    per-object outputs it reads (output_dict_per_obj) exist and give one token per frame."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    pytest.importorskip("sam2", reason="needs sam2 (scripts/test installs sam2==1.1.0)")
+    from PIL import Image
+    from sam2.build_sam import build_sam2_video_predictor
+
+    from refvps.baselines import create
+    from refvps.baselines.contract.sola import SAM2_CONFIG, SAM2_OVERRIDES, SELECTOR
+
+    torch.manual_seed(0)
+    model = create("sola", device="cpu")
+    model.predictor = build_sam2_video_predictor(SAM2_CONFIG, None, device="cpu",
+                                                 hydra_overrides_extra=list(SAM2_OVERRIDES))
+    for t in range(3):
+        frame = np.full((48, 64, 3), 100, np.uint8)
+        frame[10:30, 10 + 4 * t:40 + 4 * t] = (220, 30, 30)
+        Image.fromarray(frame).save(tmp_path / f"{t:05d}.jpg", quality=100)
+    prompt = _box((48, 64), (10, 30), (14, 44))
+    with torch.inference_mode():
+        state = model.predictor.init_state(video_path=str(tmp_path), offload_video_to_cpu=True,
+                                           offload_state_to_cpu=True)
+        (masklet, tokens), = model._propagate(state, 1, [prompt], 3)
+    assert masklet.shape == (3, 48, 64) and masklet.dtype == bool
+    assert tokens.shape == (3, SELECTOR["object_token_dim"]) and np.isfinite(tokens).all()
+    assert mask_iou(masklet[1], prompt) > 0.9  # the prompt frame keeps the prompt mask

@@ -86,7 +86,7 @@ def write_checkpoint(model: str, repo: Path, folder: Path) -> Dict[str, str]:
             "sam2_overrides": " ".join(SAM2_OVERRIDES), "device": "cpu",
             # random weights: accept every automatic mask and every track; few points and tracks
             "points_per_side": "4", "pred_iou_thresh": "0", "stability_score_thresh": "0",
-            "max_tracks": "6", "threshold": "0"}
+            "max_tracks": "3", "batch_size": "2", "threshold": "0"}
 
 
 SPEC = ContractSpec(family="sola", models=("sola",), repo_folder="SOLA", commit="4b0adf8",

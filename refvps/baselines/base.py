@@ -8,9 +8,12 @@ inside model workers).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import os
+import subprocess
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from refvps.errors import ModelError
 from refvps.baselines.clips import shorter_clip_len
-from refvps.baselines.protocol import SegmenterInfo, check_masks
+from refvps.baselines.protocol import ModelLoadError, SegmenterInfo, check_masks
 
 
 @dataclass
@@ -91,18 +94,51 @@ class BaseSegmenter:
     def __init__(self, **args: Any):
         self.config = parse_config(self.Config, args)
         self._loaded = False
+        self._load_error: Optional[ModelLoadError] = None
+        self._provenance: Dict[str, str] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def load(self) -> None:
         """Import and build the model (heavy); called once before the first prediction."""
 
     def ensure_loaded(self) -> None:
-        if not self._loaded:
+        """Load once. A failed load is not retried: the same :class:`ModelLoadError` is raised
+        again until :meth:`close`."""
+        if self._loaded:
+            return
+        if self._load_error is not None:
+            raise self._load_error
+        try:
             self.load()
-            self._loaded = True
+        except Exception as exc:
+            name = self.name or type(self).__name__
+            self._load_error = ModelLoadError(f"{name}: the model could not be loaded: "
+                                              f"{type(exc).__name__}: {exc}")
+            raise self._load_error from exc
+        self._provenance = self.provenance()
+        self._loaded = True
+
+    def provenance(self) -> Dict[str, str]:
+        """What was really loaded: the upstream checkout's commit (config ``repo``, when it is
+        a git work tree) and the sha256 of the ``checkpoint`` file. Warns when the checkout is
+        not at the commit the wrapper was written for."""
+        found = {"upstream_commit": "", "checkpoint_sha256": ""}
+        repo = getattr(self.config, "repo", "")
+        if repo:
+            found["upstream_commit"] = git_head(repo)
+            pinned = self.upstream.partition("@")[2]
+            if found["upstream_commit"] and pinned and \
+                    not found["upstream_commit"].startswith(pinned):
+                warnings.warn(f"{repo} is at {found['upstream_commit'][:12]}; "
+                              f"{self.name} was written against {self.upstream}")
+        checkpoint = getattr(self.config, "checkpoint", "")
+        if checkpoint and os.path.isfile(checkpoint):
+            found["checkpoint_sha256"] = file_sha256(checkpoint)
+        return found
 
     def close(self) -> None:
         self._loaded = False
+        self._load_error = None
 
     def __enter__(self):
         return self
@@ -112,7 +148,8 @@ class BaseSegmenter:
 
     def info(self) -> SegmenterInfo:
         return SegmenterInfo(self.name or type(self).__name__, self.version, self.upstream,
-                             dataclasses.asdict(self.config), self.needs_gpu, self.deterministic)
+                             dataclasses.asdict(self.config), self.needs_gpu, self.deterministic,
+                             **self._provenance)
 
     # --- prediction ---------------------------------------------------------------------------
     def predict(self, frames: Sequence[np.ndarray], expression: str) -> np.ndarray:
@@ -168,6 +205,26 @@ class BaseSegmenter:
         if self.needs_gpu:
             out.append(gpu_requirement())
         return out
+
+
+def git_head(folder: str) -> str:
+    """The commit checked out in ``folder`` if it is the top of a git work tree, else ""."""
+    if not os.path.exists(os.path.join(folder, ".git")):
+        return ""
+    try:
+        done = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _find_spec(module: str) -> bool:

@@ -15,6 +15,8 @@ except ImportError:  # pragma: no cover - Python < 3.8
 
 import numpy as np
 
+from refvps.errors import RefvpsError
+
 
 @dataclass(frozen=True)
 class SegmenterInfo:
@@ -22,10 +24,12 @@ class SegmenterInfo:
 
     name: str
     version: str
-    upstream: str = ""
+    upstream: str = ""  # the upstream repository and the commit the wrapper was written for
     params: Mapping[str, Any] = field(default_factory=dict)
     needs_gpu: bool = False
     deterministic: bool = True
+    upstream_commit: str = ""  # the commit of the checkout it ran with ("" if unknown)
+    checkpoint_sha256: str = ""  # of the checkpoint file it loaded ("" if none)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,10 @@ class Segmenter(Protocol):
 
 class OutOfMemory(RuntimeError):
     """An accelerator ran out of memory (raised by workers in place of torch's error)."""
+
+
+class ModelLoadError(RefvpsError):
+    """The model cannot be built or loaded; raised once, the run stops (no query can succeed)."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -1,22 +1,36 @@
 """``refvps predict --executor ray``: one actor per GPU (or CPU slot), each holding one model,
 pulling videos from a queue. Actors write PNGs and markers straight to ``out`` (a filesystem
-every node sees) and send back the markers."""
+every node sees) and send back the markers. Each actor loads its model when it starts; the
+first load error stops the run (:class:`ModelLoadError`), and ``run.json`` gets the first
+actor's info of the model it loaded."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+from refvps.baselines.protocol import ModelLoadError
+from refvps.baselines.queries import ModelSpec, info_dict, load_model, run_video
 from refvps.baselines.registry import segmenter_class
-from refvps.baselines.runner import ModelSpec, run_video
 from refvps.loaders import Benchmark, Query, VideoTask
 from refvps.ray_support import init_ray
 
 
 class VideoActor:
-    """Holds one segmenter for its lifetime (model loading is the expensive part)."""
+    """Holds one loaded segmenter for its lifetime (model loading is the expensive part)."""
 
     def __init__(self, spec: ModelSpec):
         self.segmenter = spec.build()
+        self.load_error = ""
+        try:
+            load_model(self.segmenter)
+        except ModelLoadError as exc:
+            self.load_error = str(exc)
+
+    def info(self) -> dict:
+        """``{"error": message}`` if the model did not load, else its info as a dict."""
+        if self.load_error:
+            return {"error": self.load_error}
+        return info_dict(self.segmenter)
 
     def run(self, bench: Benchmark, task: VideoTask, queries: list[Query], out: str) -> list[dict]:
         return run_video(self.segmenter, bench, task, queries, Path(out))
@@ -26,9 +40,9 @@ class VideoActor:
 
 
 def run_on_ray(spec: ModelSpec, bench: Benchmark, todo: list[tuple[VideoTask, list[Query]]],
-               out: Path, *, address: str | None = None,
-               workers: int | None = None) -> Iterator[list[dict]]:
-    """Yield each video's records as its actor finishes it."""
+               out: Path, *, address: str | None = None, workers: int | None = None,
+               loaded: Callable[[dict], None] = lambda info: None) -> Iterator[list[dict]]:
+    """Yield each video's records as its actor finishes it (after ``loaded(info)``)."""
     ray = init_ray(address)
     from ray.util import ActorPool
 
@@ -41,9 +55,14 @@ def run_on_ray(spec: ModelSpec, bench: Benchmark, todo: list[tuple[VideoTask, li
     count = max(1, min(workers or slots or 1, len(todo)))
     actor_cls = ray.remote(num_gpus=1 if needs_gpu else 0, num_cpus=1)(VideoActor)
     actors = [actor_cls.remote(spec) for _ in range(count)]
-    bench_ref = ray.put(bench)
-    pool = ActorPool(actors)
     try:
+        infos = ray.get([actor.info.remote() for actor in actors])
+        errors = [info["error"] for info in infos if "error" in info]
+        if errors:
+            raise ModelLoadError(errors[0])
+        loaded(infos[0])
+        bench_ref = ray.put(bench)
+        pool = ActorPool(actors)
         yield from pool.map_unordered(
             lambda actor, item: actor.run.remote(bench_ref, item[0], item[1], str(out)), todo)
     finally:

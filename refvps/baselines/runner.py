@@ -10,46 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import resource
-import sys
-import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 from tqdm import tqdm
 
-from refvps.baselines.frames import LazyFrames
-from refvps.baselines.protocol import OutOfMemory, VideoInput, check_masks, is_out_of_memory
-from refvps.baselines.registry import create
+from refvps.baselines.queries import (ModelSpec, info_dict, is_done, load_model, marker_path,
+                                      run_query, run_video, segment_with_backoff)
 from refvps.errors import RefvpsError
 from refvps.fileio import atomic_write_text
 from refvps.executors import EXECUTORS
-from refvps.formats import PRED_DONE_FILE, PRED_FAILURES_FILE, PRED_RUN_FILE, PRED_RUNTIME_FILE
+from refvps.formats import PRED_FAILURES_FILE, PRED_RUN_FILE, PRED_RUNTIME_FILE
 from refvps.loaders import Benchmark, Query, VideoTask, load_benchmark
-from refvps.masks import write_binary_mask
 
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model name (registered or ``module:Class``) and its arguments; picklable."""
-
-    name: str
-    args: dict = field(default_factory=dict)
-
-    def build(self):
-        """The segmenter; ``python=PATH`` runs it in a worker process under that interpreter."""
-        args = dict(self.args)
-        python = args.pop("python", None)
-        if python:
-            from refvps.baselines.subprocess_mode import SubprocessSegmenter
-
-            return SubprocessSegmenter(self.name, python=python, model_args=args)
-        return create(self.name, **args)
+__all__ = ["ModelSpec", "PredictReport", "is_done", "marker_path", "parse_shard", "plan",
+           "predict", "run_query", "run_video", "segment_with_backoff", "shard_of",
+           "write_runtime_table"]
 
 
 @dataclass
@@ -88,27 +67,6 @@ def shard_of(video: str, count: int) -> int:
     return int(hashlib.sha1(video.encode()).hexdigest(), 16) % count
 
 
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()
-
-
-def marker_path(bench: Benchmark, out: Path, query: Query) -> Path:
-    first = bench.prediction_relpath(query, "x")
-    return out / Path(first).parent / PRED_DONE_FILE
-
-
-def is_done(bench: Benchmark, out: Path, query: Query) -> bool:
-    """Whether ``query`` has a marker matching its text and frame list."""
-    try:
-        marker = json.loads(marker_path(bench, out, query).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    names = bench.inference_frames(query)
-    return (marker.get("frames") == len(names)
-            and marker.get("frame_names_sha1") == _sha1("\n".join(names))
-            and marker.get("expression_sha1") == _sha1(query.text))
-
-
 def plan(bench: Benchmark, out: Path, shard: tuple[int, int] = (0, 1),
          overwrite: bool = False) -> tuple[list[tuple[VideoTask, list[Query]]], int]:
     """(videos of the shard with their queries still to do, number of queries already done)."""
@@ -125,105 +83,6 @@ def plan(bench: Benchmark, out: Path, shard: tuple[int, int] = (0, 1),
         if pending:
             todo.append((task, pending))
     return todo, skipped
-
-
-def _segment(segmenter, bench: Benchmark, task: VideoTask, query: Query, video: VideoInput):
-    if hasattr(segmenter, "predict_query"):
-        return segmenter.predict_query(video, query, bench, task)
-    if hasattr(segmenter, "predict_video"):
-        return segmenter.predict_video(video, [query.text])[0]
-    return segmenter.predict(video.frames, query.text)
-
-
-class _Memory:
-    """Peak memory of one query: CUDA when torch has a GPU, else the process's peak RSS."""
-
-    def __init__(self):
-        torch = sys.modules.get("torch")
-        self.cuda = torch is not None and torch.cuda.is_available()
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-
-    def peak(self) -> tuple[float, str]:
-        if self.cuda:
-            return sys.modules["torch"].cuda.max_memory_allocated() / 2 ** 20, "cuda"
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_process_peak"
-
-
-def _free_accelerator() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def segment_with_backoff(segmenter, bench: Benchmark, task: VideoTask, query: Query,
-                         video: VideoInput) -> tuple[Any, int, Any]:
-    """(masks, out-of-memory retries, clip length used): on out-of-memory, retry with the
-    segmenter's next shorter clip length until it has none; the configured length is restored
-    afterwards so each query starts from it."""
-    configured = getattr(segmenter, "clip_len", None)
-    retries = 0
-    try:
-        while True:
-            try:
-                masks = _segment(segmenter, bench, task, query, video)
-                return masks, retries, getattr(segmenter, "clip_len", None)
-            except Exception as exc:
-                if not is_out_of_memory(exc) or not hasattr(segmenter, "shorter_clip_len"):
-                    raise
-                _free_accelerator()
-                tried = getattr(segmenter, "clip_len", None)
-                if segmenter.shorter_clip_len(len(video.frame_names)) is None:
-                    raise OutOfMemory(f"out of memory at clip length {tried} and no shorter clip "
-                                      f"length is left ({exc})") from exc
-                retries += 1
-    finally:
-        if retries and hasattr(segmenter, "clip_len"):
-            segmenter.clip_len = configured
-
-
-def run_query(segmenter, bench: Benchmark, task: VideoTask, query: Query, out: Path) -> dict:
-    """Predict one query, write its PNGs and then its marker; returns the marker."""
-    names = tuple(bench.inference_frames(query))
-    paths = [str(bench.frame_path(task.video, f)) for f in names]
-    video = VideoInput(task.video, names, LazyFrames(paths), paths)
-    started = time.perf_counter()
-    memory = _Memory()
-    masks, retries, clip_len = segment_with_backoff(segmenter, bench, task, query, video)
-    seconds = time.perf_counter() - started
-    peak, kind = memory.peak()
-    stats = getattr(segmenter, "last_stats", None)  # a worker reports its own memory
-    if stats:
-        peak, kind = stats["peak_mem_mb"], stats["mem_kind"]
-    from PIL import Image
-
-    with Image.open(paths[0]) as image:
-        size = (image.height, image.width)
-    masks = check_masks(masks, len(names), size, getattr(segmenter, "name", "model"))
-    for frame, mask in zip(names, masks):
-        write_binary_mask(out / bench.prediction_relpath(query, frame), mask)
-    marker = {"unit": query.unit, "video": query.video, "query_id": query.query_id,
-              "frames": len(names), "frame_names_sha1": _sha1("\n".join(names)),
-              "expression_sha1": _sha1(query.text), "seconds": round(seconds, 4),
-              "peak_mem_mb": round(float(peak), 1), "mem_kind": kind, "clip_len": clip_len,
-              "oom_retries": retries,
-              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    path = marker_path(bench, out, query)
-    atomic_write_text(path, json.dumps(marker, indent=1) + "\n")
-    return marker
-
-
-def run_video(segmenter, bench: Benchmark, task: VideoTask, queries: list[Query],
-              out: Path) -> list[dict]:
-    """Every pending query of one video; a failing query becomes a record with ``error``."""
-    records = []
-    for query in queries:
-        try:
-            records.append(run_query(segmenter, bench, task, query, out))
-        except Exception as exc:  # keep going: the failure is listed at the end
-            records.append({"unit": query.unit, "error": f"{type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc(limit=8)})
-    return records
 
 
 def _check_run_file(out: Path, record: dict, overwrite: bool) -> None:
@@ -268,13 +127,14 @@ def predict(model: str | ModelSpec, benchmark: str | Benchmark, out: str | Path,
     total = sum(len(queries) for _, queries in todo)
     bar = tqdm(total=total, unit="query", desc=f"predicting {spec.name}",
                disable=None if progress else True, leave=False)
+
+    def loaded(info: dict) -> None:  # run.json describes the model as it loaded
+        run["info"] = info
+        atomic_write_text(out / PRED_RUN_FILE, json.dumps(run, indent=1, default=str) + "\n")
+
     try:
         if todo:
-            segmenter = spec.build()
-            if hasattr(segmenter, "info"):
-                run["info"] = _info_dict(segmenter)
-            atomic_write_text(out / PRED_RUN_FILE, json.dumps(run, indent=1, default=str) + "\n")
-            for batch in _execute(spec, segmenter, bench, todo, out, executor, address, workers):
+            for batch in _execute(spec, bench, todo, out, executor, address, workers, loaded):
                 records.extend(batch)
                 bar.update(len(batch))
     finally:
@@ -290,24 +150,20 @@ def predict(model: str | ModelSpec, benchmark: str | Benchmark, out: str | Path,
     return PredictReport(out, [r for r in records if "error" not in r], skipped, failures)
 
 
-def _info_dict(segmenter) -> dict:
-    import dataclasses
-
-    try:
-        return dataclasses.asdict(segmenter.info())
-    except Exception as exc:  # info() of a worker needs it running; not worth failing the run
-        return {"error": str(exc)}
-
-
-def _execute(spec: ModelSpec, segmenter, bench: Benchmark, todo, out: Path, executor: str,
-             address: str | None, workers: int | None) -> Iterator[list[dict]]:
+def _execute(spec: ModelSpec, bench: Benchmark, todo, out: Path, executor: str,
+             address: str | None, workers: int | None,
+             loaded: Callable[[dict], None]) -> Iterator[list[dict]]:
+    """Load the model (once; a load error ends the run), report its info, then each query."""
     if executor == "ray":
         from refvps.baselines.ray_runner import run_on_ray
 
-        segmenter.close()
-        yield from run_on_ray(spec, bench, todo, out, address=address, workers=workers)
+        yield from run_on_ray(spec, bench, todo, out, address=address, workers=workers,
+                              loaded=loaded)
         return
+    segmenter = spec.build()
     try:
+        load_model(segmenter)
+        loaded(info_dict(segmenter))
         for task, queries in todo:
             for query in queries:
                 yield run_video(segmenter, bench, task, [query], out)

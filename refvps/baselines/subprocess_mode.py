@@ -5,10 +5,12 @@ build a :class:`SubprocessSegmenter`. The worker (:mod:`refvps.baselines.worker`
 model once and serves queries; frames travel as file paths (the original JPEGs when they exist,
 else lossless PNGs), masks come back as packed npz files. When the worker dies, it is restarted
 (the model reloaded) and the query retried once; a second death fails the query, and the next
-query starts a fresh worker.
+query starts a fresh worker. A model that does not load raises :class:`ModelLoadError` once and
+is not loaded again (the runner then stops).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -24,7 +26,7 @@ import numpy as np
 import refvps
 from refvps.baselines.base import Requirement
 from refvps.baselines.clips import shorter_clip_len
-from refvps.baselines.protocol import OutOfMemory, SegmenterInfo, VideoInput
+from refvps.baselines.protocol import ModelLoadError, OutOfMemory, SegmenterInfo, VideoInput
 from refvps.baselines.registry import registered
 from refvps.baselines.worker import BOOT, read_masks
 
@@ -58,6 +60,7 @@ class SubprocessSegmenter:
         self.crashes = 0
         self.last_stats: dict | None = None
         self._override: int | None = None
+        self._load_error: ModelLoadError | None = None
         self._buffer = b""
         self._tmp = Path(tempfile.mkdtemp(prefix="refvps-worker-"))
 
@@ -72,13 +75,31 @@ class SubprocessSegmenter:
         self.hello = self._exchange({"op": "hello"}, 120.0)
 
     def _start(self) -> None:
-        self._spawn()
-        reply = self._exchange({"op": "load", "args": self.model_args}, self.load_timeout_s)
+        """Start a worker and load the model in it. A failed load is remembered and raised
+        again without a new attempt: the same arguments in the same environment fail again."""
+        if self._load_error is not None:
+            raise self._load_error
+        try:
+            self._spawn()
+            reply = self._exchange({"op": "load", "args": self.model_args}, self.load_timeout_s)
+        except (WorkerCrashed, OSError, ValueError) as exc:
+            self._stop()
+            self._load_error = ModelLoadError(f"{self.name}: the worker under {self.python} "
+                                              f"did not load the model: {exc}")
+            raise self._load_error from exc
         if reply.get("status") != "ok":
             self._stop()
-            raise WorkerError(f"{self.name}: the worker could not load the model: "
-                              f"{reply.get('message')}\n{reply.get('traceback', '')}")
+            detail = "\n".join(reply.get("traceback", "").strip().splitlines()[-6:])
+            self._load_error = ModelLoadError(
+                f"{self.name}: the worker under {self.python} could not load the model: "
+                f"{reply.get('message')}" + (f"\n{detail}" if detail else ""))
+            raise self._load_error
         self.loaded = reply
+
+    def ensure_loaded(self) -> None:
+        """Start the worker and load the model now (the runner does, before any query)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
 
     def _stop(self) -> None:
         if self.proc is None:
@@ -137,10 +158,11 @@ class SubprocessSegmenter:
     # --- the Segmenter protocol ------------------------------------------------------------------
     def info(self) -> SegmenterInfo:
         data = self.loaded.get("info") or {}
-        return SegmenterInfo(name=data.get("name", self.name), version=data.get("version", "?"),
-                             upstream=data.get("upstream", ""), params=data.get("params", {}),
-                             needs_gpu=data.get("needs_gpu", False),
-                             deterministic=data.get("deterministic", True))
+        if not data:
+            raise RuntimeError(f"{self.name}: info() before the model is loaded "
+                               "(call ensure_loaded() first)")
+        known = {f.name for f in dataclasses.fields(SegmenterInfo)}
+        return SegmenterInfo(**{k: v for k, v in data.items() if k in known})
 
     @property
     def clip_len(self) -> int | None:
@@ -211,6 +233,7 @@ class SubprocessSegmenter:
 
     def close(self) -> None:
         self._stop()
+        self._load_error = None
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
 

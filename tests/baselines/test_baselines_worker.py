@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from refvps.baselines.protocol import ModelLoadError
 from refvps.baselines.runner import predict
 from refvps.baselines.subprocess_mode import SubprocessSegmenter, WorkerCrashed
 from refvps.baselines.worker import read_masks, write_masks
@@ -86,8 +87,11 @@ def test_worker_errors_and_direct_frames(tmp_path, standins):
             model.predict(frames, "x")
     broken = SubprocessSegmenter("center-box", sys.executable)
     broken.python = "/bin/false"
-    with pytest.raises(WorkerCrashed):
+    with pytest.raises(ModelLoadError, match="exited with code 1") as first:
         broken.predict(frames, "x")
+    with pytest.raises(ModelLoadError) as again:  # remembered, not retried
+        broken.predict(frames, "x")
+    assert again.value is first.value and broken.proc is None
 
 
 def test_models_check_through_a_worker(tmp_path, standins):

@@ -5,6 +5,7 @@ and answer with outputs whose correct post-processing is known by hand.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from refvps.baselines import create
+from refvps.baselines.protocol import ModelLoadError
 from refvps.baselines.clips import fit_clip_len, plan_fixed, plan_tail, shorter_clip_len, stitch
 from refvps.baselines.models.common import short_side_size, shortest_edge_size
 from refvps.baselines.models.sola import drop_part_masks, keyframes, sola_union
@@ -84,6 +86,9 @@ def test_sola_selection_by_hand():
 
 
 # --- REM --------------------------------------------------------------------------------------
+# The stand-ins mirror ReferEverything @ 6dcc5a9 as the contract run (scripts/upstream-check)
+# exercised it: the same import names, call signatures, tensor shapes and dtypes; only the
+# numbers are made up so that the correct post-processing is known by hand.
 REM_MS = {
     "models/__init__.py": "",
     "models/mst2v_wrapper.py": '''
@@ -94,44 +99,54 @@ REM_MS = {
             with open(LOG, "a") as f:
                 f.write(json.dumps(record) + "\\n")
         class Tokenizer:
+            """transformers CLIPTokenizer (the pipeline's `tokenizer`): model_max_length 77."""
             model_max_length = 77
             def __call__(self, text, padding, max_length, truncation, return_tensors):
-                log("tokenizer", text, padding, max_length, truncation)
-                return type("T", (), {"input_ids": torch.zeros(1, max_length, dtype=torch.long)})()
+                log("tokenizer", text, padding, max_length, truncation, return_tensors)
+                return Encoding(input_ids=torch.zeros(1, max_length, dtype=torch.long),
+                                attention_mask=torch.ones(1, max_length, dtype=torch.long))
+        class Encoding(dict):
+            """transformers BatchEncoding: a dict whose keys are also attributes."""
+            __getattr__ = dict.__getitem__
         class TextEncoder:
-            def __call__(self, ids):
-                log("text_encoder", list(ids.shape))
-                return (torch.ones(1, 77, 8),)
+            """transformers CLIPTextModel: (last_hidden_state 1 x 77 x 1024, pooled 1 x 1024)."""
+            def __call__(self, input_ids):
+                log("text_encoder", list(input_ids.shape))
+                return (torch.ones(1, input_ids.shape[1], 1024), torch.ones(1, 1024))
         class VAE:
-            config = type("C", (), {"scaling_factor": 0.25})()
+            """diffusers AutoencoderKL of text-to-video-ms-1.7b: decode(n x 4 x h x w latents)
+            .sample is n x 3 x 8h x 8w; config.scaling_factor 0.18215."""
+            config = type("C", (), {"scaling_factor": 0.18215})()
             def decode(self, latents):
-                log("decode", latents.shape[0])
-                out = torch.zeros(latents.shape[0], 3, 512, 512)
-                out[:, :, :, :256] = latents[:, :1, :1, :1]  # left half = frame brightness
-                return type("D", (), {"sample": out})()
-        class UNet(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.w = torch.nn.Parameter(torch.zeros(1))
-        class Backbone:
+                log("decode", list(latents.shape))
+                n, _, h, w = latents.shape
+                out = torch.zeros(n, 3, 8 * h, 8 * w)
+                out[:, :, :, :4 * w] = latents[:, :1, :1, :1]  # left half = frame brightness
+                return type("DecoderOutput", (), {"sample": out})()
+        class VDiffFeatExtractor_lean_updown(torch.nn.Module):
+            """models/mst2v_wrapper.py: holds unet, vae, tokenizer, text_encoder, scheduler."""
             def __init__(self, sd_id):
-                self.sd_id, self.tokenizer, self.text_encoder = sd_id, Tokenizer(), TextEncoder()
-                self.vae, self.unet = VAE(), UNet()
+                super().__init__()
+                self.unet = torch.nn.Linear(1, 1)
+                self.vae, self.tokenizer, self.text_encoder = VAE(), Tokenizer(), TextEncoder()
         def build_vdiff_lean_updown(sd_id="ali-vilab/text-to-video-ms-1.7b"):
+            """models/mst2v_wrapper.py build_vdiff_lean_updown(sd_id)."""
             log("build", sd_id)
-            return Backbone(sd_id)
-        class Vdiff_updown:
-            def __init__(self, backbone):
-                self.backbone = backbone
-            def to(self, device):
-                log("to", device)
-                return self
-            def eval(self):
-                return self
-            def __call__(self, imgs, text):
-                log("model", list(imgs.shape), float(imgs.min()), float(imgs.max()), list(text.shape))
-                bright = (imgs[0].mean(dim=(1, 2, 3)) + 1) / 2  # 1 for white, 0 for black
-                return bright[:, None, None, None].expand(-1, 4, 64, 64) * 0.25
+            return VDiffFeatExtractor_lean_updown(sd_id)
+        class Vdiff_updown(torch.nn.Module):
+            """models/mst2v_wrapper.py Vdiff_updown: forward(frames 1 x n x 3 x S x S in
+            [-1, 1], prompt_embeds 1 x 77 x 1024) -> the UNet's conv_out, n x 4 x S/8 x S/8
+            (frames folded into the batch), still multiplied by the VAE scaling factor."""
+            def __init__(self, vdiff):
+                super().__init__()
+                self.backbone = vdiff
+            def forward(self, frames, prompt_embeds):
+                log("model", list(frames.shape), float(frames.min()), float(frames.max()),
+                    list(prompt_embeds.shape))
+                size = frames.shape[-1]
+                bright = (frames[0].mean(dim=(1, 2, 3)) + 1) / 2  # 1 for white, 0 for black
+                scale = self.backbone.vae.config.scaling_factor
+                return bright[:, None, None, None].expand(-1, 4, size // 8, size // 8) * scale
     ''',
 }
 
@@ -140,14 +155,23 @@ def _log(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _ms_checkpoint(torch, path, unet):
+    """Upstream's format (train_REM_MS_vid.py): unet weights, optimizer state, epoch, args."""
+    import argparse
+
+    torch.save({"unet": unet, "optimizer": {"state": {}, "param_groups": []}, "epoch": 3,
+                "args": argparse.Namespace(num_frames=72)}, path)
+
+
 def test_rem_ms_glue(tmp_path, monkeypatch, fresh_modules):
     torch = pytest.importorskip("torch", reason="the wrapper glue needs torch (pip install torch)")
     repo = _write(tmp_path / "rem", REM_MS)
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("STANDIN_LOG", str(log))
-    torch.save({"unet": {"w": torch.ones(1)}, "epoch": 3}, tmp_path / "ckpt.pth")
+    _ms_checkpoint(torch, tmp_path / "ckpt.pth", {"weight": torch.full((1, 1), 2.0),
+                                                   "bias": torch.zeros(1)})
     model = create("rem-ms", repo=str(repo), checkpoint=str(tmp_path / "ckpt.pth"),
-                   base_model="/local/ms", device="cpu", clip_len="4")
+                   base_model="/local/ms", device="cpu", clip_len="4", vae_chunk="3")
     pattern = [1, 0, 1, 1, 0, 0, 1]
     masks = model.predict(_frames(pattern), "the candle")
     assert masks.shape == (7, 30, 40)
@@ -155,24 +179,46 @@ def test_rem_ms_glue(tmp_path, monkeypatch, fresh_modules):
     left[:, :20] = True  # 256 of 512 columns -> 20 of 40
     for t, v in enumerate(pattern):
         assert np.array_equal(masks[t], left if v else np.zeros_like(left))
-    assert float(model.model.backbone.unet.w.detach()) == 1.0  # checkpoint['unet'] loaded
+    assert float(model.model.backbone.unet.weight.detach()) == 2.0  # checkpoint['unet'] loaded
     calls = _log(log)
-    assert calls[0] == ["build", "/local/ms"] and ["to", "cpu"] in calls
-    assert ["tokenizer", "the candle", "max_length", 77, True] in calls
+    assert calls[0] == ["build", "/local/ms"]
+    assert ["tokenizer", "the candle", "max_length", 77, True, "pt"] in calls
     model_calls = [c for c in calls if c[0] == "model"]
     assert [c[1] for c in model_calls] == [[1, 4, 3, 512, 512], [1, 3, 3, 512, 512]]
-    assert model_calls[0][2:4] == [-1.0, 1.0]  # Normalize(0.5, 0.5) of black and white
-    assert [c[1] for c in calls if c[0] == "decode"] == [4, 3]
+    assert model_calls[0][2:] == [-1.0, 1.0, [1, 77, 1024]]  # Normalize(0.5, 0.5) of black, white
+    # clips of 4 and 3 frames, each decoded vae_chunk=3 frames at a time
+    assert [c[1] for c in calls if c[0] == "decode"] == [[3, 4, 64, 64], [1, 4, 64, 64],
+                                                         [3, 4, 64, 64]]
+    info = model.info()
+    digest = hashlib.sha256((tmp_path / "ckpt.pth").read_bytes()).hexdigest()
+    assert info.checkpoint_sha256 == digest
+    assert info.upstream_commit == ""  # not a git checkout
 
 
-def test_rem_ms_checkpoint_without_unet_is_refused(tmp_path, monkeypatch, fresh_modules):
+def test_rem_ms_checkpoint_without_unet_is_refused_once(tmp_path, monkeypatch, fresh_modules):
     torch = pytest.importorskip("torch", reason="the wrapper glue needs torch")
     repo = _write(tmp_path / "rem", REM_MS)
-    monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "log"))
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("STANDIN_LOG", str(log))
     torch.save({"model_state": {}}, tmp_path / "wan.pth")
     model = create("rem-ms", repo=str(repo), checkpoint=str(tmp_path / "wan.pth"), device="cpu")
-    with pytest.raises(KeyError, match="no 'unet' entry"):
+    with pytest.raises(ModelLoadError, match="no 'unet' entry"):
         model.predict(_frames([1]), "x")
+    with pytest.raises(ModelLoadError, match="no 'unet' entry"):  # not loaded again
+        model.predict(_frames([1]), "x")
+    assert [c[0] for c in _log(log)].count("build") == 1
+
+
+def test_rem_checkpoint_loads_only_weights_and_namespace(tmp_path):
+    torch = pytest.importorskip("torch", reason="needs torch")
+    from refvps.baselines.models.rem import load_rem_checkpoint
+
+    _ms_checkpoint(torch, tmp_path / "ok.pth", {"w": torch.ones(2)})
+    loaded = load_rem_checkpoint(str(tmp_path / "ok.pth"))
+    assert loaded["args"].num_frames == 72 and torch.equal(loaded["unet"]["w"], torch.ones(2))
+    torch.save({"unet": {}, "hook": _frames}, tmp_path / "code.pth")  # a pickled function
+    with pytest.raises(Exception, match="(?i)weights.only|unsupported global"):
+        load_rem_checkpoint(str(tmp_path / "code.pth"))
 
 
 REM_WAN = {
@@ -184,73 +230,127 @@ REM_WAN = {
         def log(*record):
             with open(LOG, "a") as f:
                 f.write(json.dumps(record) + "\\n")
+        class Encoding(dict):
+            """transformers BatchEncoding: a dict whose keys are also attributes."""
+            __getattr__ = dict.__getitem__
         class Tokenizer:
+            """transformers T5TokenizerFast of Wan2.1-T2V-14B-Diffusers."""
             def __call__(self, text, padding, max_length, truncation, add_special_tokens,
                          return_attention_mask, return_tensors):
-                log("tokenizer", text, max_length)
+                log("tokenizer", text, padding, max_length, truncation, add_special_tokens)
                 mask = torch.zeros(1, max_length, dtype=torch.long)
                 mask[0, :100] = 1  # a 100-token prompt: longer than token_length
-                return type("T", (), {"input_ids": torch.zeros(1, max_length, dtype=torch.long),
-                                      "attention_mask": mask})()
+                return Encoding(input_ids=torch.zeros(1, max_length, dtype=torch.long),
+                                attention_mask=mask)
         class TextEncoder:
-            def __call__(self, ids, mask):
-                return type("O", (), {"last_hidden_state": torch.ones(1, ids.shape[1], 6)})()
-        class Dist:
+            """transformers UMT5EncoderModel (loaded in bf16): forward(input_ids,
+            attention_mask).last_hidden_state, 1 x 512 x 4096."""
+            def __call__(self, input_ids, attention_mask):
+                hidden = torch.ones(1, input_ids.shape[1], 4096, dtype=torch.bfloat16)
+                return type("BaseModelOutput", (), {"last_hidden_state": hidden})()
+        class LatentDist:
             def __init__(self, z):
                 self.z = z
             def mode(self):
                 return self.z
         class VAE:
-            dtype = torch.float32
-            config = type("C", (), {"z_dim": 4, "latents_mean": [0.0] * 4, "latents_std": [1.0] * 4})()
-            def encode(self, x):  # 1 x 3 x n x h x w
-                bright = (x[0].mean(dim=(0, 2, 3)) + 1) / 2
-                return type("E", (), {"latent_dist": Dist(bright[None, None, :, None, None].expand(1, 4, -1, 8, 8))})()
+            """diffusers AutoencoderKLWan in bf16: z_dim 16, 8x spatial and 4x temporal
+            compression (1 + 4k frames <-> 1 + k latent frames). Here latent frame t keeps the
+            brightness of its frames in channels 0-3, so decode gives every frame back."""
+            dtype = torch.bfloat16
+            config = type("C", (), {"z_dim": 16, "latents_mean": [0.5] * 16,
+                                    "latents_std": [2.0] * 16})()
+            def encode(self, x):  # 1 x 3 x n x S x S, n = 1 + 4k
+                assert x.dtype == torch.bfloat16 and (x.shape[2] - 1) % 4 == 0
+                n, size = x.shape[2], x.shape[3]
+                bright = (x[0].float().mean(dim=(0, 2, 3)) + 1) / 2
+                z = torch.zeros(1, 16, 1 + (n - 1) // 4, size // 8, size // 8)
+                z[0, 0, 0] = bright[0]
+                for i in range(1, n):
+                    z[0, (i - 1) % 4, 1 + (i - 1) // 4] = bright[i]
+                return type("EncoderOutput", (), {"latent_dist": LatentDist(z.to(self.dtype))})()
             def decode(self, z, return_dict=True):
-                out = torch.zeros(1, 3, z.shape[2], 512, 512)
-                out[:, :, :, :, :256] = z[:, :1, :, :1, :1]
+                k, h = z.shape[2], z.shape[3]
+                frames = [z[0, 0, 0, 0, 0]] + [z[0, (i - 1) % 4, 1 + (i - 1) // 4, 0, 0]
+                                               for i in range(1, 1 + 4 * (k - 1))]
+                out = torch.zeros(1, 3, len(frames), 8 * h, 8 * h, dtype=self.dtype)
+                for i, v in enumerate(frames):
+                    out[0, :, i, :, :4 * h] = v
                 return (out,)
-        class Backbone:
+        class DiT(torch.nn.Linear):
+            """diffusers WanTransformer3DModel: a ModelMixin, whose dtype is its weights'."""
+            dtype = property(lambda self: self.weight.dtype)
+        class WanVdifflarge_txt(torch.nn.Module):
+            """models/want2v_wrapper.py: holds dit, vae, scheduler, text_encoder, tokenizer
+            (build_want2vlarge_txt_model loads them in bf16)."""
             def __init__(self):
-                self.tokenizer, self.text_encoder, self.vae = Tokenizer(), TextEncoder(), VAE()
-                self.dit = type("D", (), {"dtype": torch.float32})()
-        def build_want2vlarge_txt_model(base_dir):
-            log("build", base_dir)
-            return Backbone()
-        class WanVdiff_wrapper(torch.nn.Module):
-            def __init__(self, backbone):
                 super().__init__()
-                self.backbone = backbone
+                self.dit = DiT(1, 1).to(torch.bfloat16)
+                self.vae, self.tokenizer, self.text_encoder = VAE(), Tokenizer(), TextEncoder()
+        def build_want2vlarge_txt_model(sd_id=""):
+            """models/want2v_wrapper.py build_want2vlarge_txt_model(sd_id)."""
+            log("build", sd_id)
+            return WanVdifflarge_txt()
+        class WanVdiff_wrapper(torch.nn.Module):
+            """models/want2v_wrapper.py WanVdiff_wrapper: forward(latents, prompt_embeds,
+            timesteps) -> the DiT's prediction, same shape as the latents. Like upstream's
+            fp32 norms, an fp32 layer meets the bf16 latents: without autocast that fails."""
+            def __init__(self, vdiff):
+                super().__init__()
+                self.backbone = vdiff
                 self.head = torch.nn.Linear(1, 1)
-            def forward(self, z, timesteps, prompt_embeds):
-                log("model", z.shape[2], timesteps, list(prompt_embeds.shape))
-                return z
+            def forward(self, latents, prompt_embeds, timesteps):
+                log("model", list(latents.shape), str(latents.dtype), timesteps,
+                    list(prompt_embeds.shape), str(prompt_embeds.dtype))
+                self.head(latents[..., :1, :1].reshape(-1, 1))  # fp32 weights, bf16 input
+                return latents.clone()
     ''',
 }
 
 
 def test_rem_wan_glue(tmp_path, monkeypatch, fresh_modules):
     torch = pytest.importorskip("torch", reason="the wrapper glue needs torch")
+    import argparse
+
     repo = _write(tmp_path / "rem", REM_WAN)
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("STANDIN_LOG", str(log))
-    state = {"head.weight": torch.ones(1, 1), "head.bias": torch.zeros(1), "extra": torch.ones(1)}
-    torch.save({"model_state": state, "epoch": 1}, tmp_path / "ckpt.pth")
+    state = {"head.weight": torch.full((1, 1), 2.0), "head.bias": torch.zeros(1),
+             "extra": torch.ones(1)}
+    # upstream's format (train_REM_wan.py): the whole wrapper's state, optimizer, epoch, args
+    torch.save({"model_state": state, "optimizer": {}, "epoch": 1, "iteration": 5,
+                "args": argparse.Namespace(num_frames=73)}, tmp_path / "ckpt.pth")
     model = create("rem-wan", repo=str(repo), checkpoint=str(tmp_path / "ckpt.pth"),
-                   base_dir="/wan-diffusers", device="cpu", clip_len="9")
+                   base_dir="/wan-diffusers", device="cpu", clip_len="9", size="64")
     pattern = [i % 3 == 0 for i in range(20)]
     with pytest.warns(UserWarning, match="1 unexpected keys"):
         masks = model.predict(_frames(pattern), "smoke")
     assert model.unexpected_keys == ["extra"]
+    assert float(model.model.head.weight.detach()) == 2.0
     assert [bool(m.any()) for m in masks] == pattern  # tail clip stitched in the right place
     assert masks[0, :, :20].all() and not masks[0, :, 20:].any()
     calls = _log(log)
-    assert calls[0] == ["build", "/wan-diffusers"] and ["tokenizer", "smoke", 512] in calls
-    # by hand: clips 0-9, 9-18, then the last 9 frames (11-20) keeping 18-20; text cut to 77
-    assert [c[1:] for c in calls if c[0] == "model"] == [[9, 0, [1, 77, 6]]] * 3
+    assert calls[0] == ["build", "/wan-diffusers"]
+    assert ["tokenizer", "smoke", "max_length", 512, True, True] in calls
+    # by hand: clips 0-9, 9-18, then the last 9 frames (11-20) keeping 18-20; 9 frames are
+    # 3 latent frames; the text is cut to 77 tokens; everything the DiT gets is bf16
+    assert [c[1:] for c in calls if c[0] == "model"] == \
+        [[[1, 16, 3, 8, 8], "torch.bfloat16", 0, [1, 77, 4096], "torch.bfloat16"]] * 3
     short = model.predict(_frames([1, 0, 1]), "x")  # shorter than 5: padded, then cropped
     assert short.shape == (3, 30, 40) and [bool(m.any()) for m in short] == [True, False, True]
     assert model.shorter_clip_len(40) == 5 and model.clip_len == 5
+
+
+def test_rem_wan_without_bf16_autocast_meets_the_dtype_mix(tmp_path, monkeypatch, fresh_modules):
+    """What upstream's autocast is for: the stand-in's fp32 layer refuses bf16 inputs."""
+    torch = pytest.importorskip("torch", reason="the wrapper glue needs torch")
+    repo = _write(tmp_path / "rem", REM_WAN)
+    monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "log.jsonl"))
+    torch.save({"model_state": {}}, tmp_path / "ckpt.pth")
+    model = create("rem-wan", repo=str(repo), checkpoint=str(tmp_path / "ckpt.pth"),
+                   base_dir="/wan", device="cpu", clip_len="5", size="64", bf16="false")
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="dtype"):
+        model.predict(_frames([1] * 5), "x")
 
 
 # --- VD-IT --------------------------------------------------------------------------------------

@@ -47,25 +47,53 @@ def wan_pad_text(embeddings, length: int):
 
 @contextlib.contextmanager
 def optional_xformers():
-    """Let upstream ``enable_xformers_memory_efficient_attention()`` calls pass without xformers
-    (diffusers then keeps its default attention)."""
+    """Let upstream's ``enable_xformers_memory_efficient_attention()`` calls pass without
+    xformers (diffusers then keeps its default attention). Upstream calls it on models
+    (``ModelMixin``: ``VDiffFeatExtractor_lean_updown.__init__``) and on the pipeline
+    (``DiffusionPipeline``: ``build_vdiff_lean_updown``); both are patched."""
     try:
         import xformers  # noqa: F401
     except ImportError:
-        try:
-            from diffusers.models.modeling_utils import ModelMixin
-        except ImportError:
-            yield
-            return
-        original = ModelMixin.enable_xformers_memory_efficient_attention
-        ModelMixin.enable_xformers_memory_efficient_attention = lambda self, *a, **k: None
-        warnings.warn("xformers is not installed; REM runs with diffusers' default attention")
-        try:
-            yield
-        finally:
-            ModelMixin.enable_xformers_memory_efficient_attention = original
+        pass
+    else:
+        yield
         return
-    yield
+    try:
+        from diffusers import DiffusionPipeline
+        from diffusers.models.modeling_utils import ModelMixin
+    except ImportError:
+        yield
+        return
+    originals = [(cls, cls.enable_xformers_memory_efficient_attention)
+                 for cls in (ModelMixin, DiffusionPipeline)]
+    for cls, _ in originals:
+        cls.enable_xformers_memory_efficient_attention = _no_xformers
+    warnings.warn("xformers is not installed; REM runs with diffusers' default attention")
+    try:
+        yield
+    finally:
+        for cls, original in originals:
+            cls.enable_xformers_memory_efficient_attention = original
+
+
+def load_rem_checkpoint(path: str) -> dict:
+    """A REM training checkpoint (``torch.save`` of a dict with the weights, the optimizer state,
+    ``epoch`` and the training ``args`` as an ``argparse.Namespace``). Upstream loads it with
+    torch 1.13's full unpickling; torch >= 2.6 refuses the Namespace by default, so it is
+    allowed explicitly and nothing else is unpickled."""
+    import argparse
+
+    import torch
+
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    if safe_globals is None:  # torch < 2.5: no weights_only default to work around
+        return torch.load(path, map_location="cpu")
+    with safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _no_xformers(self, *args, **kwargs) -> None:
+    """Stands in for ``enable_xformers_memory_efficient_attention`` when xformers is missing."""
 
 
 @dataclass
@@ -105,7 +133,7 @@ class REMModelScope(BaseSegmenter):
         with optional_xformers():
             backbone = build_vdiff_lean_updown(sd_id=cfg.base_model)
         self.model = Vdiff_updown(backbone).to(cfg.device)
-        checkpoint = torch.load(cfg.checkpoint, map_location="cpu")
+        checkpoint = load_rem_checkpoint(cfg.checkpoint)
         if "unet" not in checkpoint:
             raise KeyError(f"{cfg.checkpoint}: no 'unet' entry (keys: {sorted(checkpoint)[:8]}); "
                            "is this a REM-MS checkpoint?")
@@ -178,7 +206,7 @@ class REMWan(BaseSegmenter):
         with optional_xformers():
             backbone = build_want2vlarge_txt_model(cfg.base_dir)
         self.model = WanVdiff_wrapper(backbone).to(cfg.device)
-        checkpoint = torch.load(cfg.checkpoint, map_location="cpu", weights_only=False)
+        checkpoint = load_rem_checkpoint(cfg.checkpoint)
         if "model_state" not in checkpoint:
             raise KeyError(f"{cfg.checkpoint}: no 'model_state' entry; is this a REM-Wan checkpoint?")
         result = self.model.load_state_dict(checkpoint["model_state"], strict=False)
@@ -191,11 +219,15 @@ class REMWan(BaseSegmenter):
         self.model.eval()
 
     def _autocast(self):
+        """Upstream's ``torch.autocast("cuda", bfloat16)``, on the CPU too: the model is loaded
+        in bf16 (``build_want2vlarge_txt_model``) but parts of it run in fp32, and without
+        autocast the CPU matmuls refuse the mix."""
         import torch
 
-        if self.config.bf16 and str(self.config.device).startswith("cuda"):
-            return torch.autocast("cuda", torch.bfloat16, cache_enabled=False)
-        return contextlib.nullcontext()
+        if not self.config.bf16:
+            return contextlib.nullcontext()
+        device = torch.device(self.config.device).type
+        return torch.autocast(device, torch.bfloat16, cache_enabled=False)
 
     def _text(self, expression: str):
         import torch

@@ -184,3 +184,20 @@ def doctor_command(name, model_arg, smoke, as_json):
                    err=True)
         sys.exit(1)
     click.echo(f"{name}: all checks passed", err=True)
+
+
+@models_command.command("env")
+@click.argument("name")
+def env_command(name):
+    """Print the requirements file of NAME's environment (resolved with pip; see its comments).
+
+    \b
+    Example:
+      refvps models env sola > sola.txt && pip install -r sola.txt
+    """
+    from refvps.baselines.contract import requirements_text
+
+    try:
+        click.echo(requirements_text(name), nl=False)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="NAME") from None

@@ -141,3 +141,31 @@ def with_repo_check(requirements: list, repo: str, expected: str) -> list:
     check = Requirement(f"repo {repo} ({expected} checkout)" if repo else "repo (model argument)",
                         not problem, problem)
     return [check if r.what.startswith("repo") else r for r in requirements]
+
+
+def checkpoint_keys_check(what: str, path: str, key: str, fix: str):
+    """A doctor check that ``path`` loads with torch and holds a dict with ``key``."""
+    from refvps.baselines.doctor import FAIL, OK, Check, file_sha256
+
+    if not os.path.isfile(path):
+        return None  # reported with the paths
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        return Check(what, FAIL, f"torch.load failed: {type(exc).__name__}: {str(exc)[:300]}", fix)
+    if not isinstance(state, dict) or key not in state:
+        found = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
+        return Check(what, FAIL, f"no {key!r} entry (found {found})", fix)
+    return Check(what, OK, f"{len(state[key])} tensors under {key!r}; sha256 "
+                 f"{file_sha256(path)[:16]}... (upstream publishes no checksum)")
+
+
+def cuda_only_check(model: str, device: str, why: str):
+    from refvps.baselines.doctor import FAIL, Check
+
+    if str(device).startswith("cuda"):
+        return None
+    return Check("device", FAIL, f"{model} cannot run on {device}: {why}",
+                 "run it on a machine with an NVIDIA GPU (device=cuda)")

@@ -25,7 +25,20 @@ from typing import List
 import numpy as np
 
 from refvps.baselines.base import BaseSegmenter
-from refvps.baselines.models.common import with_repo_check, enter_upstream, pil_resize, set_offline, shortest_edge_size
+from refvps.baselines.models.common import (checkpoint_keys_check, cuda_only_check, enter_upstream,
+                                            pil_resize, set_offline, shortest_edge_size,
+                                            with_repo_check)
+
+RESNET18_URL = "https://download.pytorch.org/models/resnet18-5c106cde.pth"
+RESNET18_FILE = "resnet18-5c106cde.pth"  # vos_helper/mod_resnet.py, via model_zoo.load_url
+
+
+def torch_hub_file(name: str) -> str:
+    """Where ``torch.hub.load_state_dict_from_url`` keeps ``name`` ($TORCH_HOME/hub/checkpoints)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return os.path.join(home, "hub", "checkpoints", name)
+
 
 _REMOVED = re.compile(r"[.,'!?\"()*#:;]")
 
@@ -63,6 +76,35 @@ class _UniRef(BaseSegmenter):
             return self.config.config
         return os.path.join(self.config.repo, "projects", "UniRef", "configs", "eval",
                             self.backbone, f"eval_rvos_{self.backbone}.yaml")
+
+    def doctor_checks(self):
+        """What ``refvps models doctor uniref-*`` checks beyond paths and torch (see doctor.py)."""
+        from refvps.baselines.doctor import FAIL, OK, Check, try_import
+
+        cfg = self.config
+        for check in (cuda_only_check("UniRef++", cfg.device, "its deformable-attention op and "
+                                      "flash-attn build only with CUDA, and forward_text uses cuda"),
+                      try_import("MultiScaleDeformableAttention", "cd REPO/projects/UniRef/uniref/"
+                                 "models/deformable_detr/ops && bash make.sh (needs CUDA)",
+                                 "UniRef op MultiScaleDeformableAttention"),
+                      try_import("flash_attn", "pip install --no-build-isolation flash-attn==2.0.6"),
+                      try_import("transformers", "pip install transformers==4.31.0"),
+                      checkpoint_keys_check(f"checkpoint {cfg.checkpoint}", cfg.checkpoint, "model",
+                                            "pass the UniRef++ checkpoint of this backbone")):
+            if check is not None:
+                yield check
+        config = self.config_file()
+        yield (Check(f"config {config}", OK) if os.path.isfile(config) else
+               Check(f"config {config}", FAIL, "not found", "pass --model-arg config=FILE"))
+        bert = os.path.join(cfg.repo, "pretrained_models", "bert-base-uncased")
+        yield (Check("text model", OK, bert) if os.path.isfile(os.path.join(bert, "config.json"))
+               else Check("text model", FAIL, f"{bert}/config.json not found", "huggingface-cli "
+                          f"download bert-base-uncased --local-dir {bert}"))
+        resnet = torch_hub_file(RESNET18_FILE)
+        yield (Check("ImageNet resnet18", OK, resnet) if os.path.isfile(resnet) else
+               Check("ImageNet resnet18", FAIL if cfg.offline else "warn",
+                     f"{resnet} not found (vos_helper/mod_resnet.py loads it)",
+                     f"python -c \"import torch; torch.hub.load_state_dict_from_url('{RESNET18_URL}')\""))
 
     def load(self) -> None:
         cfg = self.config

@@ -35,16 +35,6 @@ class Check:
     fix: str = ""
 
 
-def file_sha256(path: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def package_version(name: str) -> Optional[str]:
     try:
         from importlib.metadata import version

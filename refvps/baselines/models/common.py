@@ -145,7 +145,8 @@ def with_repo_check(requirements: list, repo: str, expected: str) -> list:
 
 def checkpoint_keys_check(what: str, path: str, key: str, fix: str):
     """A doctor check that ``path`` loads with torch and holds a dict with ``key``."""
-    from refvps.baselines.doctor import FAIL, OK, Check, file_sha256
+    from refvps.baselines.base import file_sha256
+    from refvps.baselines.doctor import FAIL, OK, Check
 
     if not os.path.isfile(path):
         return None  # reported with the paths

@@ -336,7 +336,7 @@ class SOLA(BaseSegmenter):
     # --- doctor -------------------------------------------------------------------------------
     def doctor_checks(self):
         """What ``refvps models doctor sola`` checks beyond paths and torch (see doctor.py)."""
-        from refvps.baselines.doctor import FAIL, INFO, OK, Check, hub_model_check, try_import
+        from refvps.baselines.doctor import FAIL, OK, Check, hub_model_check, try_import
 
         cfg = self.config
         yield torchvision_check()
@@ -366,7 +366,8 @@ class SOLA(BaseSegmenter):
         yield from self._sam2_checkpoint_checks()
 
     def _selector_checks(self, model_cfg: dict):
-        from refvps.baselines.doctor import FAIL, INFO, OK, Check, file_sha256
+        from refvps.baselines.base import file_sha256
+        from refvps.baselines.doctor import FAIL, OK, Check
 
         cfg = self.config
         try:
@@ -390,7 +391,8 @@ class SOLA(BaseSegmenter):
                     "(SOLA publishes no selector weights or checksums)")
 
     def _sam2_checkpoint_checks(self):
-        from refvps.baselines.doctor import FAIL, OK, Check, file_sha256
+        from refvps.baselines.base import file_sha256
+        from refvps.baselines.doctor import FAIL, OK, Check
 
         cfg = self.config
         if not os.path.isfile(cfg.sam2_checkpoint):

@@ -154,14 +154,18 @@ def checks_for(target: str, args: Dict[str, Any], run_smoke: bool) -> Iterator[C
         yield Check("model arguments", FAIL, str(exc), "see `refvps models` and the model's docs page")
         return
     cfg = getattr(segmenter, "config", None)
-    yield from torch_checks(str(getattr(cfg, "device", "cpu")), getattr(segmenter, "gpu_memory_gib", None))
+    found = torch_checks(str(getattr(cfg, "device", "cpu")), getattr(segmenter, "gpu_memory_gib", None))
     for req in segmenter.requirements() if hasattr(segmenter, "requirements") else []:
-        if req.what.startswith(("python package", "CUDA GPU")):
-            continue  # the model's own checks import them, with a fix each
-        yield Check(req.what, OK if req.ok else FAIL, req.detail,
-                    "" if req.ok else "pass the right --model-arg (see the model's docs page)")
-    found = list(segmenter.doctor_checks()) if hasattr(segmenter, "doctor_checks") else []
+        if req.what.startswith("CUDA GPU") or (req.what.startswith("python package")
+                                               and hasattr(segmenter, "doctor_checks")):
+            continue  # the torch check and the model's own checks cover them, with a fix each
+        found.append(Check(req.what, OK if req.ok else FAIL, req.detail,
+                           "" if req.ok else "pass the right --model-arg (see the model's docs page)"))
     yield from found
+    if hasattr(segmenter, "doctor_checks"):
+        for check in segmenter.doctor_checks():
+            found.append(check)
+            yield check
     if not run_smoke:
         return
     if any(c.status == FAIL for c in found):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 HEIGHT, WIDTH, FRAMES = 480, 854, 60
@@ -52,8 +53,11 @@ def _rle(mask: np.ndarray) -> dict:
     return {"size": [HEIGHT, WIDTH], "counts": rle["counts"].decode("ascii")}
 
 
-def build(root: Path, scale: float, seed: int = 0) -> tuple[Path, Path, int]:
-    """Write ``root/mevis/valid_u`` and ``root/preds``; return (data root, preds, n frames)."""
+def build(root: Path, scale: float, seed: int = 0, writer: str = "pil") -> tuple[Path, Path, int]:
+    """Write ``root/mevis/valid_u`` and ``root/preds``; return (data root, preds, n frames).
+
+    ``writer``: ``pil`` (``Image.fromarray(mask).save``, what most prediction writers use) or
+    ``cv2`` (``cv2.imwrite``, whose PNGs decode slower)."""
     rng = np.random.default_rng(seed)
     n_videos = max(1, round(VIDEOS * scale))
     per_video = np.full(n_videos, round(EXPRESSIONS * scale) // n_videos)
@@ -84,7 +88,10 @@ def build(root: Path, scale: float, seed: int = 0) -> tuple[Path, Path, int]:
                 pred = np.roll(union, (int(dy), int(dx)), axis=(0, 1))
                 path = preds / video / str(e) / f"{t:05d}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(path), pred * 255)
+                if writer == "pil":
+                    Image.fromarray(pred * 255).save(path)
+                else:
+                    cv2.imwrite(str(path), pred * 255)
                 n_frames += 1
         videos[video] = {"expressions": expressions, "frames": [f"{t:05d}" for t in range(FRAMES)]}
     (split / "meta_expressions.json").write_text(json.dumps({"videos": videos}))

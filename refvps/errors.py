@@ -29,6 +29,15 @@ class MaskError(RefvpsError, ValueError):
         super().__init__(f"{self.path}: {what}")
 
 
+class InputFileError(MaskError):
+    """An input file that is not what it must be (not a regular file, too large, not a PNG);
+    raised by :mod:`refvps.inputs` before anything is decoded."""
+
+
+class UsageError(RefvpsError, ValueError):
+    """An option value that does not exist for the chosen benchmark (e.g. an unknown split)."""
+
+
 class ValidationError(RefvpsError):
     """Every problem found in a dataset or a predictions folder, reported at once."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import time
@@ -9,11 +10,13 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from refvps.errors import Problem, RefvpsError, ValidationError
-from refvps.fileio import atomic_write_text, jsonable
+from refvps.faults import checkpoint
+from refvps.fileio import OutputFolder, jsonable
 from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
 from refvps.predictions import PredictionStore, Presence, check_presence
 
@@ -42,19 +45,28 @@ class EvalResult:
     def metrics(self) -> dict:
         return self.summary["metrics"]
 
-    def write(self, out: str | Path) -> dict[str, str]:
-        """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+    def write(self, out: str | Path | OutputFolder) -> dict[str, str]:
+        """Write per-frame rows, per-unit and breakdown tables and summary.json to ``out``, as
+        one set: a reader sees the previous set of files or this one, never a mix."""
+        folder = out if isinstance(out, OutputFolder) else output_folder(out)
+        with folder:
+            files = self.write_files(folder.staging, folder.path)
+            folder.commit()
+        return files
+
+    def write_files(self, staging: Path, final: Path) -> dict[str, str]:
+        """Write the output files into ``staging``, naming them by where they will be once
+        ``staging`` is renamed to ``final``; returns those names (also kept in the summary)."""
         unit_file = f"{plural(self.summary['unit_name'])}.csv"
         files = {"frames": "frames.csv", "units": unit_file, "summary": "summary.json"}
-        _atomic_csv(self.frames, out / "frames.csv")
-        _atomic_csv(self.units, out / unit_file)
-        for name, table in self.tables.items():
-            files[name] = f"{name}.csv"
-            _atomic_csv(table, out / files[name])
-        self.summary["files"] = {k: str((out / v).resolve()) for k, v in files.items()}
-        atomic_write_text(out / "summary.json", json.dumps(jsonable(self.summary), indent=2) + "\n")
+        files.update({name: f"{name}.csv" for name in self.tables})
+        tables = {"frames": self.frames, "units": self.units, **self.tables}
+        for name, table in tables.items():
+            (staging / files[name]).write_text(table.to_csv(index=False), encoding="utf-8")
+            checkpoint(f"eval.wrote:{files[name]}")
+        self.summary["files"] = {k: str(final / v) for k, v in files.items()}
+        (staging / "summary.json").write_text(json.dumps(jsonable(self.summary), indent=2) + "\n",
+                                              encoding="utf-8")
         return self.summary["files"]
 
     def to_json(self) -> str:
@@ -125,8 +137,35 @@ def _fmt(value) -> str:
     return f"{value:.4f}"
 
 
-def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(path, table.to_csv(index=False))
+def previous_outputs(folder: Path) -> list[str]:
+    """Entries of ``folder`` that are not files of an earlier refvps run written there."""
+    entries = sorted(p.name for p in folder.iterdir())
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        files = summary["files"] if "refvps_version" in summary else {}
+        ours = {Path(str(name)).name for name in files.values()} | {"summary.json"}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return entries
+    return [name for name in entries if name not in ours or not (folder / name).is_file()]
+
+
+def output_folder(out: str | Path) -> OutputFolder:
+    """The ``--out`` folder of an evaluation (replaced as a whole; see :class:`OutputFolder`)."""
+    return OutputFolder(out, "--out", owned=previous_outputs)
+
+
+def _problem_hint(bench: Benchmark, presence: Presence, allow_missing: bool) -> str:
+    """What the user can do about the problems: lenient modes, when the benchmark has them."""
+    if allow_missing:
+        return ""
+    if presence.missing:
+        if getattr(bench, "missing_hint", None) is not None:
+            return bench.missing_hint
+        return _missing_hint(bench)
+    if bench.missing == "strict" and "official" in bench.missing_modes:
+        return ("--missing official handles unusable predictions as the official script does "
+                f"(counted and warned in the output; docs/benchmarks/{bench.name}.md).")
+    return ""
 
 
 def _missing_hint(bench: Benchmark) -> str:
@@ -164,12 +203,12 @@ def open_predictions(bench: Benchmark, preds: str | Path
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
+    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
+    bench.bind_predictions(store)  # before tasks(): a query set may depend on the predictions
     tasks = bench.tasks()
     if not any(task.queries for task in tasks):
         raise RefvpsError(f"{bench.title}: nothing to score, split {bench.split!r} of {bench.root} "
                           "has no videos with queries")
-    store = PredictionStore(preds, reader=getattr(bench, "prediction_reader", "pil"))
-    bench.bind_predictions(store)
     required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     return store, tasks, presence
@@ -180,22 +219,48 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
              workers: int | None = None, allow_missing: bool = False,
              executor: str = "local", progress: bool = True, decay_mode: str = "davis2017",
              out: str | Path | None = None, name: str | None = None,
-             address: str | None = None, missing: str | None = None) -> EvalResult:
+             address: str | None = None, missing: str | None = None,
+             runs: Sequence[int] | None = None) -> EvalResult:
     """Score predictions ``preds`` (folder or .zip) on ``benchmark`` with its official protocol.
 
     Raises :class:`ValidationError` listing every problem at once (dataset problems, missing
     predictions unless ``allow_missing``, unknown folders, unreadable or mis-sized masks).
     ``missing`` selects one of the benchmark's ``missing_modes`` (e.g. MeViS ``"official"``,
     which reproduces the official script's handling; what it tolerated is counted and warned).
+    ``runs`` picks annotator runs of benchmarks that have them (Ref-DAVIS: 0..3).
+    ``out`` is checked and locked before anything is scored, and written as one set.
     """
+    started = time.perf_counter()
+    output = output_folder(out).open() if out is not None else None  # fail before scoring
+    try:
+        result = _evaluate(preds, benchmark, data, split, workers=workers,
+                           allow_missing=allow_missing, executor=executor, progress=progress,
+                           decay_mode=decay_mode, name=name, address=address, missing=missing,
+                           runs=runs, started=started)
+        if output is not None:
+            result.write(output)
+    finally:
+        if output is not None:
+            output.close()
+    return result
+
+
+def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor, progress,
+              decay_mode, name, address, missing, runs, started) -> EvalResult:
     from refvps import __version__
     from refvps.executors import score_tasks
 
-    started = time.perf_counter()
     if missing is not None and not isinstance(benchmark, Benchmark):
         benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
+    options = {} if runs is None else {"runs": tuple(runs)}
+    if options and isinstance(benchmark, Benchmark):
+        raise RefvpsError("runs= goes to the benchmark itself when one is passed, e.g. "
+                          "load_benchmark('ref-davis', data, runs=(0,))")
+    if options and "runs" not in inspect.signature(benchmark_class(benchmark)).parameters:
+        raise RefvpsError(f"--runs applies to benchmarks with annotator runs (ref-davis), not "
+                          f"{benchmark}")
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
-        benchmark, data, split, decay_mode=decay_mode)
+        benchmark, data, split, decay_mode=decay_mode, **options)
     if missing is not None:
         bench.set_missing_mode(missing)
     if allow_missing and bench.missing != "strict":
@@ -223,8 +288,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
             extra_counts[key] = extra_counts.get(key, 0) + value
     if problems:
         raise ValidationError(f"predictions {store.path}", problems,
-                              _missing_hint(bench) if presence.missing and not allow_missing
-                              else "")
+                              _problem_hint(bench, presence, allow_missing))
 
     frames = pd.DataFrame(rows)
     order = {q.unit: i for i, q in enumerate(bench.queries())}
@@ -267,10 +331,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
                     "decay_mode": bench.decay_mode, "executor": executor},
         "warnings": sorted({str(w.message) for w in caught})
         + _tolerated_warnings(bench.missing, tolerated),
-        "notes": bench.notes(),
+        "notes": bench.notes() + store.notes(),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
-    result = EvalResult(summary, frames, units, tables)
-    if out is not None:
-        result.write(out)
-    return result
+    return EvalResult(summary, frames, units, tables)

@@ -3,19 +3,26 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator
-
-from tqdm import tqdm
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 from refvps.errors import RefvpsError
-from refvps.loaders.base import Benchmark, TaskResult, VideoTask
+
+if TYPE_CHECKING:
+    from refvps.loaders.base import Benchmark, TaskResult, VideoTask
 
 EXECUTORS = ("local", "ray")
 
 _STATE: dict = {}
+WATCHDOG_S = 0.5
+"""How often a pool worker checks that the process that started it is still alive."""
 _BROKEN_POOL = (
     "a worker process of the evaluation pool died. If refvps.evaluate is called from a script, "
     "put the call under `if __name__ == \"__main__\":` (workers re-import the main script); "
@@ -30,7 +37,79 @@ def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
 
 
 def _score(task: VideoTask) -> TaskResult:
-    return _STATE["benchmark"].score_task(task, _STATE["store"], _STATE["allow_missing"])
+    from refvps.loaders.base import score_safely
+
+    return score_safely(_STATE["benchmark"], task, _STATE["store"], _STATE["allow_missing"])
+
+
+def _die_with_parent() -> None:
+    """Make this worker end within moments of the process that started the pool, however that
+    one ends (Ctrl+C, SIGTERM, SIGKILL, a crash), and release the stdout/stderr it inherited.
+
+    A worker's parent is the fork server (or, with a plain fork, the caller). The fork server
+    exits when every holder of its "alive" pipe has exited: the caller, and each worker, which
+    inherits a copy to start processes of its own. Workers start none, so they close that copy;
+    then the caller's death ends the fork server, and the worker's parent is gone. On Linux the
+    kernel then kills the worker at once (``PR_SET_PDEATHSIG``); everywhere a watchdog thread
+    notices the new parent within ``WATCHDOG_S`` seconds and exits. Ctrl+C reaches the whole
+    process group: workers ignore it and the caller shuts them down.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        try:
+            os.close(alive_fd)
+        except OSError:
+            pass
+        server._forkserver_alive_fd = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCHDOG_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="refvps-parent-watchdog", daemon=True).start()
+
+
+def _init_pool_worker(initializer, initargs: tuple) -> None:
+    _die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextmanager
+def _without_cwd_on_path() -> Iterator[None]:
+    """Start helper interpreters (fork server, resource tracker) that cannot import from the
+    current folder.
+
+    They run as ``python -c``, which puts the current folder first on ``sys.path``: a folder
+    named ``refvps`` there (the parent of a clone, with an editable install) would be imported
+    as an empty namespace package instead of refvps. ``PYTHONSAFEPATH`` (Python 3.11+) drops
+    that entry; older Pythons start them from the folder holding the installed package.
+    """
+    previous = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    cwd = os.getcwd() if sys.version_info < (3, 11) else None
+    try:
+        if cwd is not None:
+            os.chdir(Path(__file__).resolve().parent.parent)
+        yield
+    finally:
+        if cwd is not None:
+            os.chdir(cwd)
+        if previous is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = previous
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
@@ -47,15 +126,39 @@ def pool_context() -> multiprocessing.context.BaseContext:
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods and (main_file is None or os.path.isfile(main_file)):
+        from multiprocessing import forkserver
+
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["refvps.executors", "cv2"])
+        with _without_cwd_on_path():
+            forkserver.ensure_running()
         return context
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
+@contextmanager
+def process_pool(workers: int, initializer=None, initargs: tuple = ()
+                 ) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers end with this process (see :func:`_die_with_parent`), and are
+    terminated at once, not waited for, when the caller leaves with an exception (Ctrl+C,
+    SIGTERM, an error)."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
+                               initializer=_init_pool_worker, initargs=(initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 def score_remote(benchmark: Benchmark, store, task: VideoTask, allow_missing: bool) -> TaskResult:
     """One task on a Ray worker (module-level so that Ray can import it)."""
-    return benchmark.score_task(task, store, allow_missing)
+    from refvps.loaders.base import score_safely
+
+    return score_safely(benchmark, task, store, allow_missing)
 
 
 def _score_on_ray(benchmark: Benchmark, store, tasks: list[VideoTask], allow_missing: bool,
@@ -75,6 +178,18 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+SMALL_JOB_FRAMES = 3000
+"""Below this many query-frames a pool costs more than it saves (starting workers that import
+numpy, OpenCV and pandas takes about as long as one process scoring 3,000 frames): by default
+one process scores them."""
+
+
+def auto_workers(tasks: list[VideoTask]) -> int:
+    """Default worker count: one for a small job, else every core this process may use."""
+    frames = sum(len(query.frames) for task in tasks for query in task.queries)
+    return 1 if frames < SMALL_JOB_FRAMES else default_workers()
+
+
 def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_missing: bool,
                 workers: int | None = None, executor: str = "local",
                 progress: bool = True, address: str | None = None) -> Iterator[TaskResult]:
@@ -83,9 +198,13 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
     ``executor="ray"`` submits one Ray task per video to the cluster at ``address`` (default: a
     local instance; ``workers`` is then ignored, Ray schedules on every CPU it has).
     """
+    from refvps.loaders.base import score_safely
+
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    workers = default_workers() if workers is None else max(1, workers)
+    from tqdm import tqdm  # imported here: the command line starts without it
+
+    workers = auto_workers(tasks) if workers is None else max(1, workers)
     workers = min(workers, len(tasks)) or 1
     bar = tqdm(total=len(tasks), unit="video", desc=f"scoring {benchmark.name}",
                disable=None if progress else True, leave=False)
@@ -97,12 +216,10 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
             return
         if workers == 1:
             for task in tasks:
-                yield benchmark.score_task(task, store, allow_missing)
+                yield score_safely(benchmark, task, store, allow_missing)
                 bar.update()
             return
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(benchmark, store, allow_missing),
-                                 mp_context=pool_context()) as pool:
+        with process_pool(workers, _init_worker, (benchmark, store, allow_missing)) as pool:
             futures = [pool.submit(_score, task) for task in tasks]
             for future in as_completed(futures):
                 try:

@@ -4,6 +4,8 @@ Each on-disk convention is defined here once; every other module imports it from
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 # --- masks -------------------------------------------------------------------------------
@@ -48,6 +50,20 @@ SPLITS_DIR = "splits"
 JPEG_DIR = "JPEGImages"
 ANNOTATION_DIR = "Annotations"
 EXPRESSIONS_PER_CLIP = 4
+CLIP_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+"""Clip ids refvps writes (``refvps annotate export``): a letter or digit, then up to 127
+letters, digits, ``.``, ``_`` or ``-``, and no ``..``; so an id is always one plain folder name,
+never a path, a hidden file or a parent folder."""
+
+
+def clip_id_problem(clip: object) -> str | None:
+    """Why ``clip`` is not a safe clip id (see ``CLIP_ID_PATTERN``), or None when it is."""
+    if not isinstance(clip, str) or not re.fullmatch(CLIP_ID_PATTERN, clip):
+        return (f"clip id {clip!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit")
+    if ".." in clip:
+        return f"clip id {clip!r} is not allowed: it contains '..'"
+    return None
 
 CONCEPT_GROUPS: tuple[tuple[str, str, str], ...] = (
     ("temporal_object_changes", "Temporal Object Changes",
@@ -147,6 +163,7 @@ DAVIS_IMAGESETS_DIR = "ImageSets/2017"
 DAVIS_SEMANTICS = "davis_semantics.json"
 DAVIS_MAX_PROPOSALS = 20
 """The davis2017 unsupervised evaluator refuses sequences with more proposal ids than this."""
+DAVIS_SEMI_FOLDER = "davis-2017"  # DAVIS-2017 semi-supervised VOS (Annotations/480p)
 DAVIS_TEXT_DIR = "davis_text_annotations"
 REFDAVIS_CONVERTED_SPLITS = {"val": "valid", "train": "train"}
 """DAVIS split name -> folder name in the ReferFormer-converted (YouTube-VOS style) tree."""
@@ -176,6 +193,16 @@ WORKSPACE_STATE = "state.json"
 """Rewritten atomically after every edit: per-frame pointers, prompts, flags, history, metadata."""
 WORKSPACE_FRAMES = "frames"
 WORKSPACE_LAYERS = "layers"
+WORKSPACE_LOCK = "server.lock"
+"""Held (an OS file lock) by the one annotation server allowed on a workspace; names its pid."""
 ANNOTATE_JPEG_QUALITY = 95
 PROVENANCE_DIR = "provenance"
 """``<dataset>/provenance/<clip_id>.json``: how an exported clip was made (refvps annotate)."""
+
+# --- A2D-Sentences / JHMDB-Sentences (the COCO-format GT of MTTR's conversion scripts) -------
+A2D_FOLDER = "a2d-sentences"
+A2D_GT_FILE = "a2d_sentences_test_annotations_in_coco_format.json"
+A2D_SAMPLES_FILE = "a2d_sentences_single_frame_test_annotations.json"
+JHMDB_FOLDER = "jhmdb-sentences"
+JHMDB_GT_FILE = "jhmdb_sentences_gt_annotations_in_coco_format.json"
+JHMDB_SAMPLES_FILE = "jhmdb_sentences_samples_metadata.json"

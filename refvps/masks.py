@@ -2,7 +2,8 @@
 
 Reading follows the DAVIS reference reader: ``np.array(PIL.Image.open(path))``, so a palette
 PNG yields its indices and an ``L`` PNG its values. Inputs the reference readers would silently
-misread (RGB, RGBA, 16-bit, unreadable) raise :class:`~refvps.errors.MaskError` naming the file.
+misread (RGB, RGBA, 16-bit, unreadable) raise :class:`~refvps.errors.MaskError` naming the file;
+files are read and recognised as PNGs by :mod:`refvps.inputs` before Pillow decodes them.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from PIL import Image, UnidentifiedImageError
 from refvps.errors import MaskError
 from refvps.fileio import atomic_write
 from refvps.formats import voc_palette
+from refvps.inputs import check_png, read_file
+from refvps.pngdecode import decode_labels
 
 _ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
 _MODE_ERRORS = {
@@ -30,7 +33,7 @@ _MODE_ERRORS = {
 }
 
 
-def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
+def _decode(source: BinaryIO, name: str) -> np.ndarray:
     try:
         with Image.open(source) as image:
             mode = image.mode
@@ -40,11 +43,11 @@ def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
             array = np.array(image)
     except MaskError:
         raise
-    except FileNotFoundError:
-        raise MaskError(name, "file not found") from None
     except UnidentifiedImageError:
         raise MaskError(name, "unreadable image (not a recognised image format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise MaskError(name, f"refused by Pillow's decompression-bomb guard ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MaskError(name, f"unreadable image ({exc.__class__.__name__}: {exc})") from None
     if array.dtype == bool:
         array = array.astype(np.uint8)
@@ -55,12 +58,14 @@ def _decode(source: str | Path | BinaryIO, name: str) -> np.ndarray:
 
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a label mask (uint8, H x W): palette indices or grayscale values."""
-    return _decode(path, str(path))
+    return read_mask_bytes(read_file(path), str(path))
 
 
 def read_mask_bytes(data: bytes, name: str) -> np.ndarray:
     """Like :func:`read_mask` for a PNG held in memory (e.g. read from a zip)."""
-    return _decode(io.BytesIO(data), name)
+    check_png(data, name)
+    fast = decode_labels(data)  # None: not a plain mask PNG, PIL decides
+    return fast if fast is not None else _decode(io.BytesIO(data), name)
 
 
 def binarize(mask: np.ndarray) -> np.ndarray:
@@ -105,7 +110,9 @@ def rle_encode(mask: np.ndarray) -> dict:
 
 
 def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode COCO RLE to a bool H x W mask; ``rle`` may be a dict or a bare counts string."""
+    """Decode COCO RLE to a bool H x W mask (C order); ``rle`` may be a dict or a bare counts
+    string."""
+    import cv2
     from pycocotools import mask as mask_utils
 
     if isinstance(rle, (str, bytes)):
@@ -121,4 +128,8 @@ def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> 
     decoded = mask_utils.decode(rle)  # ValueError for runs longer than H x W
     if decoded.max(initial=0) > 1:  # runs shorter than H x W leave the buffer uninitialised
         raise ValueError("malformed RLE: its runs do not cover the H x W mask")
-    return decoded.astype(bool)
+    if decoded.size == 0:
+        return np.zeros(decoded.shape, bool)
+    # pycocotools fills the mask column by column (Fortran order); every later operation (a
+    # union, a comparison with a C-order prediction) runs many times faster in C order.
+    return cv2.transpose(decoded.T).view(bool)

@@ -10,7 +10,6 @@ timestamps (same input, same bytes) and is moved into place only when complete.
 from __future__ import annotations
 
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,6 +23,7 @@ from refvps.errors import MaskError, Problem, RefvpsError, ValidationError
 from refvps.fileio import atomic_write
 from refvps.loaders import Benchmark, VideoTask, benchmark_class, load_benchmark
 from refvps.evaluation import open_predictions
+from refvps.inputs import file_problem
 from refvps.masks import read_mask_bytes
 from refvps.predictions import PredictionStore
 
@@ -87,7 +87,7 @@ def make_submission(preds: str | Path, benchmark: str | Benchmark, data: str | P
 def _map_videos(bench: Benchmark, store: PredictionStore, tasks: list[VideoTask],
                 workers: int | None, progress: bool):
     """(zip entries, problems) per video, in task order, on a process pool when it pays."""
-    from refvps.executors import default_workers, pool_context
+    from refvps.executors import default_workers, process_pool
 
     workers = min(default_workers() if workers is None else max(1, workers), len(tasks)) or 1
     job = partial(_video_entries, bench, store)
@@ -99,7 +99,7 @@ def _map_videos(bench: Benchmark, store: PredictionStore, tasks: list[VideoTask]
                 bar.update()
                 yield result
             return
-        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+        with process_pool(workers) as pool:
             for result in pool.map(job, tasks, chunksize=1):
                 bar.update()
                 yield result
@@ -116,11 +116,11 @@ def _video_entries(bench: Benchmark, store: PredictionStore,
     for query in task.queries:
         for frame in query.frames:
             relpath = bench.prediction_relpath(query, frame)
-            data = store.read_bytes(relpath)
-            if data is None:
-                continue  # reported by the presence check
             where = store.describe(relpath)
             try:
+                data = store.read_bytes(relpath)
+                if data is None:
+                    continue  # reported by the presence check
                 mask = _binary_mask(store, data, where)
             except MaskError as exc:
                 problems.append(Problem(exc.path, exc.what))
@@ -142,6 +142,10 @@ def _frame_sizes(bench: Benchmark, task: VideoTask,
     frames = {f: q for q in task.queries for f in q.frames}  # each frame once
     for frame, query in frames.items():
         path = bench.frame_path(query.video, frame)
+        reason = file_problem(path)
+        if reason is not None and reason != "file not found":
+            problems.append(Problem(str(path), f"input frame {reason}"))
+            continue
         try:
             with Image.open(path) as image:
                 width, height = image.size

@@ -65,5 +65,5 @@ def test_malformed_and_absent_splits(root, tmp_path):
     rows = invoke("--data", str(tmp_path), "--csv").splitlines()
     assert rows[0] == "benchmark,split,default,scoring,videos,queries,status"
     mevis = {r.split(",")[1]: r for r in rows if r.startswith("mevis,")}
-    assert mevis["train"].endswith("expected a JSON object at the top")
+    assert mevis["train"].endswith('expected a JSON object at the top, got a list"')
     assert mevis["valid_u"].endswith(",0,0,no data")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _scenes import MIX
 from literal_davis import literal_f, literal_j, radius_reference
 from refvps.metrics import (boundary_of, boundary_radius, contour_accuracy, f_from_boundaries,
                             region_similarity)
@@ -148,16 +149,43 @@ def test_radius_known_values():
         assert boundary_radius(shape) == radius
 
 
-@pytest.mark.parametrize("radius", [1, 2, 3, 4, 5, 8, 9, 12, 18, 25])
-def test_disk_decomposition_equals_skimage_disk_dilation(radius):
+@pytest.mark.parametrize("radius", [1, 2, 3, 4, 5, 8, 9, 12, 18, 25, 63, 64, 65, 130])
+def test_packed_disk_dilation_equals_skimage_disk_dilation(radius):
     import cv2
     from skimage.morphology import disk
 
-    from refvps.metrics.boundary import _dilate_disk
+    from refvps.metrics.bits import dilate_disk, pack_mask
 
     rng = np.random.default_rng(radius)
-    for density in (0.001, 0.01, 0.2):
-        image = (rng.random((57, 83)) < density).astype(np.uint8)
-        image[0, 0] = image[-1, -1] = 1  # pixels at the corners test the zero padding
-        expected = cv2.dilate(image, disk(radius).astype(np.uint8))
-        assert np.array_equal(_dilate_disk(image, radius), expected)
+    for shape in ((57, 83), (20, 200), (5, 64), (3, 129)):
+        for density in (0.001, 0.01, 0.2):
+            image = rng.random(shape) < density
+            image[0, 0] = image[-1, -1] = True  # corner pixels test the unclipped extent
+            padded = np.zeros((shape[0] + 2 * radius, shape[1] + 2 * radius), np.uint8)
+            padded[radius:radius + shape[0], radius:radius + shape[1]] = image
+            expected = cv2.dilate(padded, disk(radius).astype(np.uint8))
+            top, word, bits = dilate_disk(pack_mask(image), radius)
+            got = np.unpackbits(bits.astype("<u8").view(np.uint8), axis=1, bitorder="little")
+            left = 64 * word  # column of got's first bit, relative to the image
+            assert top == -radius
+            assert not got[:, :-radius - left].any() if -radius - left > 0 else True
+            window = got[:, -radius - left:-radius - left + shape[1] + 2 * radius]
+            assert np.array_equal(window, expected)
+            assert got.sum() == expected.sum()  # nothing set outside the disk's reach
+
+
+@pytest.mark.parametrize("scene", sorted(MIX))
+def test_scene_classes_equal_literal_reference(scene):
+    """The scene classes of issue 13 at full resolution (480x854, 720x1280) and at random odd
+    sizes, with and without Ignore, compared with the literal transcription by ==."""
+    rng = np.random.default_rng(sorted(MIX).index(scene))
+    shapes = [(480, 854)] * 6 + [(720, 1280)] * 3 + [
+        (int(rng.integers(8, 300)), int(rng.integers(8, 400))) for _ in range(40)]
+    for shape in shapes:
+        gt, pred, void = MIX[scene](rng, shape)
+        if void is None and rng.random() < 0.3:
+            void = _rectangles(rng, shape, 1)
+        bound_th = 0.008 if rng.random() < 0.8 else float(rng.choice([0.02, 2, 5]))
+        expected = float(literal_f(pred, gt, void, bound_th))
+        assert contour_accuracy(gt, pred, void, bound_th) == expected, (scene, shape, bound_th)
+        assert contour_accuracy(pred, gt, void, bound_th) == expected

@@ -168,6 +168,7 @@ def test_official_mode_size_and_unreadable_quirks(root, tmp_path):
     with pytest.raises(ValidationError) as info:
         run(preds, root)
     assert len(info.value.problems) == 4 + 2  # B/2 four frames, C/0 size, C/1 unreadable
+    assert "--missing official" in str(info.value)  # the hint docs/benchmarks/mevis.md promises
     result = run(preds, root, missing="official")
     assert_matches_official(result, preds, root)
     assert result.summary["counts"]["expressions_dropped"] == 2
@@ -253,10 +254,10 @@ def test_dataset_problems_are_all_reported(root, tmp_path):
 
     problems = [str(p) for p in _edit_split(root, tmp_path, edit).validate()]
     expected = ["anno_id 99 of 5f4e3d2c1b0a/0 is not in mask_dict.json",
-                "'anno_id' must be a list of integers",
-                "expression '4' has no text",
+                "expressions.2.anno_id: must be a list of integers",
+                "expressions.4.exp: must be a non-empty text",
                 "expected a list of 4 entries (one per frame of 5f4e3d2c1b0a)",
-                "entry 1 is neither null nor an RLE object",
+                "mask_dict.json: 5.1: neither null nor an RLE object",
                 "the RLE masks of this video have different sizes (WxH: 44x31, 45x31)"]
     assert_each_once(problems, expected)
 
@@ -302,3 +303,16 @@ def test_malformed_rle_is_reported_with_its_anno_id(root, tmp_path):
     assert [p.what for p in info.value.problems] == [
         "entry 1: malformed RLE (Invalid RLE mask representation)"]
     assert info.value.problems[0].where.endswith("valid_u/mask_dict.json [5]")
+
+
+def test_data_may_be_the_split_folder(root, shifted):
+    """--data .../valid_u (where the official --mevis_exp_path lives) picks that split."""
+    split_dir = root / "mevis" / "valid_u"
+    bench = load_benchmark("mevis", split_dir)
+    assert (bench.root, bench.split) == (root / "mevis", "valid_u")
+    assert run(shifted, split_dir, split=None).metrics == run(shifted, root).metrics
+    with pytest.raises(ValueError, match="split folder"):
+        load_benchmark("mevis", split_dir, split="train")
+    runner = CliRunner().invoke(main, ["eval", "-b", "mevis", "--data", str(split_dir), "--preds",
+                                       str(shifted), "--no-progress", "--no-record", "-j", "1"])
+    assert runner.exit_code == 0, runner.output

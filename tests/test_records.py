@@ -76,14 +76,14 @@ def test_corrupt_records_are_reported_not_fatal(sample_runs, tmp_path):
 def test_record_write_is_atomic(sample_runs, tmp_path, monkeypatch):
     from refvps.report.run import load_run
 
-    def failing_replace(src, dst):
-        raise OSError("disk full")
+    from refvps.faults import InjectedFault
 
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError):
+    monkeypatch.setenv("REFVPS_FAULT", "output.staged:raise")  # files written, not yet renamed
+    with pytest.raises(InjectedFault):
         save_record(_result_of(load_run(sample_runs["perfect"])), tmp_path / "store")
     assert not list((tmp_path / "store").rglob(RECORD_FILE))  # no half-written record
     assert list_records(tmp_path / "store") == ([], [])
+    assert not [p for p in (tmp_path / "store").rglob("*") if p.name != "runs"]  # no debris
 
 
 def test_resolve_run(sample_runs, tmp_path):

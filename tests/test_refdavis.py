@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import literal_davis_unsupervised as literal
 import refdavis_fixture as fx
 from refvps.cli import main
-from refvps.errors import ValidationError
+from refvps.errors import RefvpsError, ValidationError
 from refvps.evaluation import evaluate
 from refvps.loaders import load_benchmark
 from refvps.loaders.refdavis_text import (convert_expressions, read_expression_file,
@@ -349,3 +349,28 @@ def test_report_intervals_are_centred_on_the_summary(raw, tmp_path):
     ci = run_ci(load_run(tmp_path / "out"), n_boot=200).set_index("metric")["estimate"]
     for metric in ("J", "F", "J&F"):
         assert ci[metric] == pytest.approx(result.metrics[metric], rel=1e-12), metric
+
+
+def test_single_run_folder_as_the_official_evaluator_reads_it(raw, tmp_path):
+    """--preds .../anno_2 scores that run alone (run from the folder name or from --runs)."""
+    data, preds = raw
+    result = score(preds / "anno_2", data)
+    assert list(result.tables["runs"]["run"]) == ["anno_2"]  # per-object folders, from the name
+    assert result.metrics["J"] == pytest.approx(HAND_J[2], rel=1e-12)
+    assert result.metrics["F"] == pytest.approx(HAND_F[2], rel=1e-12)
+    renamed = tmp_path / "my_run"
+    shutil.copytree(preds / "anno_1", renamed)
+    with pytest.raises(RefvpsError, match="--runs K"):
+        score(renamed, data)
+    with pytest.raises(RefvpsError, match="must name that one run"):
+        score(preds / "anno_1", data, runs=(0, 1))
+    cli = CliRunner().invoke(main, ["eval", "-b", "ref-davis", "--data", str(data), "--preds",
+                                    str(renamed), "--runs", "1", "--json", "--no-progress",
+                                    "--no-record", "-j", "1"])
+    assert cli.exit_code == 0, cli.output
+    summary = json.loads(cli.output)
+    assert summary["metrics"]["J"] == pytest.approx(HAND_J[1]) and "J/anno_1" in summary["metrics"]
+    both = score(preds, data, runs=(0, 3))  # the run subset on the usual layout
+    assert both.metrics["J"] == pytest.approx((HAND_J[0] + HAND_J[3]) / 2, rel=1e-12)
+    with pytest.raises(RefvpsError, match="annotator runs"):
+        evaluate(preds, "mevis", data, runs=(0,), progress=False)

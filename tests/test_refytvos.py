@@ -110,9 +110,9 @@ def test_validation_problems(root, tmp_path):
     meta_path.write_text(json.dumps(meta))
     (base / "train" / "Annotations" / "0a1b2c3d4e" / "00005.png").unlink()
     problems = [p.what for p in load_benchmark("ref-ytvos", copy, "train").validate()]
-    assert problems == ["expression '1': 'obj_id' must be an integer string, got 'one'",
+    assert problems == ["must be an integer string, got \"one\"",
                         "1 listed frame(s) have no annotation PNG, e.g. 00005.png",
-                        "'frames' must be a non-empty list of frame names"]
+                        "must be a non-empty list of frame names, got []"]
     (base / "meta_expressions" / "test" / "meta_expressions.json").unlink()
     problems = load_benchmark("ref-ytvos", copy, "valid").validate()
     assert [p.what for p in problems] == ["file not found"]

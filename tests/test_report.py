@@ -1,5 +1,6 @@
 import math
 from html.parser import HTMLParser
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -120,12 +121,32 @@ def test_report_on_the_sample(sample, sample_runs, tmp_path):
     assert len(dynamics) == 40 and dynamics["motion"].notna().sum() >= 36
     assert (dynamics["shape_change"].dropna().between(0, 1)).all()
     assert report.tables["motion"]["n_units"].sum() == 40
+    for key in ("per_concept", "per_concept_groups"):
+        table = report.tables[key]
+        assert ((table["ci_low"] <= table["J"] + 1e-12) & (table["J"] <= table["ci_high"] + 1e-12)
+                ).all()
+    # concept groups span several clips: their intervals have width; a concept is one clip here
+    assert (report.tables["per_concept_groups"].eval("ci_high - ci_low") > 0.01).all()
+    gallery = report.tables["gallery"]
+    worst = run.units.sort_values(["J", "unit"]).head(8)
+    assert list(gallery["unit"]) == list(worst["unit"])
+    for row in gallery.itertuples():
+        frames = run.frames[run.frames["unit"] == row.unit]
+        assert row.frame_J == frames["J"].min() and row.frame in set(frames["frame"])
+    strips = sorted((tmp_path / "report" / "gallery").glob("*.png"))
+    assert len(strips) == 8 and Image.open(strips[0]).size[0] == 3 * 200 + 2 * 4
+    svg = {name: ElementTree.parse(path.with_suffix(".svg")).getroot()
+           for name, path in report.figures.items()}
+    assert all(root.tag.endswith("svg") for root in svg.values())
+    texts = {name: " ".join(t.strip() for t in root.itertext()) for name, root in svg.items()}
+    assert "concepts" in texts["per_concept"] and "concept groups" in texts["per_concept_groups"]
+    assert "concepts, sorted by J" in texts["coverage"] and "expressions" in texts["histogram"]
     page = _Page()
     page.feed(report.page.read_text())
-    assert len(page.images) == len(report.figures)
+    assert len(page.images) == len(report.figures) + len(gallery)
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert page.external == []
-    assert page.tables >= 7
+    assert page.tables >= 8
     assert "J per concept group" in page.headings and "Failure modes: GT shape change" in \
         page.headings
 

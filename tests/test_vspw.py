@@ -274,7 +274,7 @@ def test_dataset_problems(tmp_path):
     assert "00000167.png: unreadable image" in text
     assert "00001174.png: size 10x10 (WxH) differs from the video's 17x29" in text
     assert "mask folder of video '404_missingVideo' not found" in text
-    assert "stuff class 'sky' should have raw id 29, found '30'" in text
+    assert "stuff class 'sky' should have raw id 29, found \"30\"" in text
     (data / "val.txt").unlink()
     assert "split list not found" in str(load_benchmark("vspw", data).validate()[0])
 
@@ -285,3 +285,30 @@ def test_frame_path_points_at_origin_frames(vspw):
     path = bench.frame_path(A, stem)
     assert path == vspw / "data" / A / "origin" / f"{stem}.jpg"
     assert path.is_file()
+
+
+# --- --missing official: REM's query set (every prediction folder given) ---------------------
+def test_official_mode_scores_every_prediction_folder_like_rem(vspw, broken):
+    """A class absent from the GT is scored (J = 1 on empty frames), a GT class without a folder
+    is skipped; both are counted and warned, and the numbers equal REM's on the same folder."""
+    root = broken / "vspw_val"
+    for stem in VIDEOS[A][1]:  # food never occurs in A: an empty prediction scores 1
+        write_png(root / f"{A}/food/pred/{stem}.png", np.zeros(VIDEOS[A][0], np.uint8))
+    for stem in VIDEOS[B][1]:  # sky never occurs in B: a non-empty prediction scores 0
+        write_png(root / f"{B}/sky/pred/{stem}.png", np.ones(VIDEOS[B][0], np.uint8))
+    shutil.rmtree(root / f"{B}/food")
+    assert "unknown folder" in _problems(broken, vspw)  # strict: the GT query set only
+    result = evaluate(broken, "vspw", vspw, workers=1, progress=False, missing="official")
+    overall, per_unit = literal_rem_stuff(vspw, root)
+    assert result.units.set_index("unit")["J"].to_dict() == per_unit
+    assert result.metrics["J"] == pytest.approx(overall, rel=1e-15)
+    assert per_unit[f"{A}/food"] == 1.0 and per_unit[f"{B}/sky"] == 0.0
+    assert f"{B}/food" not in per_unit
+    counts = result.summary["counts"]
+    assert counts["queries_absent_from_gt"] == 2 and counts["gt_queries_without_predictions"] == 1
+    warnings = "\n".join(result.summary["warnings"])
+    assert f"{A}/food" in warnings and f"{B}/sky" in warnings and f"{B}/food" in warnings
+    assert result.summary["options"]["missing"] == "official"
+    write_png(root / f"{A}/not_a_class/pred/00000166.png", np.zeros((3, 3), np.uint8))
+    message = evaluation_problems(broken, "vspw", vspw, missing="official")
+    assert "not_a_class" in message and "unknown folder" in message

@@ -1,19 +1,29 @@
 """The annotation web app: a stdlib HTTP server with a JSON API, the page and the frames.
 
 Security: it binds 127.0.0.1 unless told otherwise, and every request must carry the session's
-random token (``?token=`` or the ``X-Refvps-Token`` header), compared in constant time. Paths
-are never joined from the URL: frames are looked up by name in the workspace's frame list and
-static files in a fixed table, so no request can reach a file outside the workspace or the page.
+random token (``?token=``, the ``X-Refvps-Token`` header or the page's cookie), compared in
+constant time before any body is read; state-changing requests must come from the page itself
+(Origin and Fetch Metadata checked); sizes, connections and idle time are bounded (see
+``_Handler``); one server per workspace. Paths are never joined from the URL: frames are looked
+up by name in the workspace's frame list and static files in a fixed table, so no request can
+reach a file outside the workspace or the page.
+
+Routes live in :class:`AnnotateApp` (``route`` -> ``get``/``post``); the request-handling core
+(``_Handler``) runs every check first and turns every exception into a JSON error.
 """
 from __future__ import annotations
 
 import hmac
+import http.client
+import ipaddress
 import json
 import re
 import secrets
+import sys
 import threading
+import traceback
 from http import HTTPStatus
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -24,14 +34,25 @@ import numpy as np
 
 from refvps.annotate.session import BusyError, Session
 from refvps.annotate.workspace import WorkspaceError
-from refvps.errors import ValidationError
-from refvps.formats import CONCEPT_GROUPS, IGNORE_LABEL
+from refvps.errors import RefvpsError, ValidationError
+from refvps.formats import CONCEPT_GROUPS, IGNORE_LABEL, WORKSPACE_LOCK
+from refvps.locks import LockedError, ProcessLock
 
 STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
                 "/static/app.css": ("app.css", "text/css; charset=utf-8")}
 TOKEN_HEADER = "X-Refvps-Token"
 MAX_BODY = 8 << 20
+"""Largest request body read (the biggest legitimate one, a long brush stroke, is ~100 KiB)."""
+MAX_HEAD = 16 << 10
+"""Largest request line plus headers."""
+MAX_CONNECTIONS = 16
+"""Connections served at once, one thread each; a browser opens about six."""
+REQUEST_TIMEOUT = 30
+"""Seconds a connection may sit idle or stall mid-request before it is dropped."""
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+EXPORT_LOCK_WAIT_S = 30
+"""How long the Export button waits for another export into the same dataset (then 409)."""
 FOREGROUND_BGRA = (255, 144, 30, 255)  # dodger blue
 IGNORE_BGRA = (0, 214, 255, 255)  # yellow
 _FRAME_ROUTE = re.compile(r"^/api/frame/(?P<frame>\d{5})/(?P<action>[a-z_]+(?:\.png)?)$")
@@ -88,6 +109,10 @@ class AnnotateApp:
         return name
 
     # --- dispatch -----------------------------------------------------------------------------
+    def route(self, method: str, path: str, body: dict | None) -> tuple[bytes, str]:
+        """Answer one authorised request: (bytes, content type), or raise (see _error_response)."""
+        return self.post(path, body) if method == "POST" else self.get(path)
+
     def get(self, path: str) -> tuple[bytes, str]:
         if path in STATIC_FILES:
             name, ctype = STATIC_FILES[path]
@@ -152,10 +177,16 @@ class AnnotateApp:
             if self.export_to is None:
                 raise HTTPError(HTTPStatus.CONFLICT, "no export target; start the server with "
                                                      "--export-to DATASET_ROOT")
-            from refvps.annotate.export import export_workspace
+            from refvps.annotate.export import ClipExistsError, export_workspace
 
-            dataset = export_workspace(self.ws, self.export_to,
-                                       provenance=s.backend.describe())
+            try:
+                dataset = export_workspace(self.ws, self.export_to,
+                                           provenance=s.backend.describe(),
+                                           replace=bool(body.get("replace", False)),
+                                           lock_wait=EXPORT_LOCK_WAIT_S)
+            except ClipExistsError as exc:
+                raise HTTPError(HTTPStatus.CONFLICT, f"{exc} (the API: {{\"replace\": true}})",
+                                clip_exists=True) from None
             return _json({"dataset": str(dataset), "clip_id": self.ws.clip_id})
         raise HTTPError(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
 
@@ -164,70 +195,198 @@ def _json(value) -> tuple[bytes, str]:
     return json.dumps(value).encode(), "application/json"
 
 
+class _BoundedHead:
+    """The request stream, with one byte budget for a request's line and headers together.
+
+    ``http.server`` alone allows 64 KiB per header line and 100 headers; past the budget this
+    raises ``LineTooLong``, which the server answers with 431 (or 414 for the request line).
+    """
+
+    def __init__(self, stream, budget: int):
+        self._stream, self._budget, self.remaining = stream, budget, budget
+
+    def start_request(self) -> None:
+        self.remaining = self._budget
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._stream.readline(size)
+        self.remaining -= len(line)
+        if self.remaining < 0:
+            raise _HeadTooLarge(f"request line and headers exceed {self._budget} bytes")
+        return line
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class _HeadTooLarge(http.client.LineTooLong):
+    def __init__(self, message: str):
+        http.client.HTTPException.__init__(self, message)
+
+
 class _Handler(BaseHTTPRequestHandler):
+    """The request-handling core: every request passes the same checks, in this order, before a
+    route of :class:`AnnotateApp` sees it, and every refusal is a JSON error with its status.
+
+    1. head size (request line + headers <= ``MAX_HEAD``), else 414/431;
+    2. ``Host`` is a loopback name when the server listens on loopback (DNS rebinding), else 400;
+    3. the token (header, ``?token=`` or the page's cookie), else 403 -- before any body is read;
+    4. same-origin: a POST (any method but GET) must not come from another site
+       (``Sec-Fetch-Site`` ``same-origin``/``none``, ``Origin`` equal to this server's), and a
+       request authenticated by the cookie alone must be same-origin too, else 403;
+    5. ``Content-Length``: digits only, one value, <= ``MAX_BODY``; else 400/411/413;
+    6. the route; its exceptions map to 400/404/409/422, anything unexpected to 500.
+
+    Refusals before the body is read close the connection. Connections idle longer than
+    ``REQUEST_TIMEOUT`` are dropped.
+    """
+
     server: "AnnotateServer"
     protocol_version = "HTTP/1.1"
+    timeout = REQUEST_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _BoundedHead(self.rfile, MAX_HEAD)
 
     def log_message(self, format, *args):  # quiet: the terminal shows the URL only
         pass
 
+    def handle_one_request(self) -> None:
+        self.rfile.start_request()
+        try:
+            super().handle_one_request()
+        except _HeadTooLarge as exc:  # the request line alone (headers are answered by http.server)
+            self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG, str(exc))
+
+    def send_error(self, code, message=None, explain=None) -> None:
+        """http.server's own refusals (bad request line, unknown method, ...) as JSON too."""
+        status = HTTPStatus(code)
+        self.close_connection = True
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # so that the answer has a status line
+        self._error(status, message or status.phrase, close=True,
+                    **({"detail": explain} if explain else {}))
+
     def _cookie_name(self) -> str:
         return f"refvps_annotate_{self.server.server_address[1]}"
 
-    def _authorised(self, query: dict) -> bool:
-        cookies = SimpleCookie(self.headers.get("Cookie") or "")
-        cookie = cookies.get(self._cookie_name())
-        given = (self.headers.get(TOKEN_HEADER) or (query.get("token") or [""])[0]
-                 or (cookie.value if cookie else ""))
-        return hmac.compare_digest(given.encode(), self.server.app.token.encode())
+    def _credentials(self, query: dict) -> tuple[str, str]:
+        """The token offered and how: ``header``, ``query``, ``cookie`` or ``none``."""
+        if self.headers.get(TOKEN_HEADER):
+            return self.headers[TOKEN_HEADER], "header"
+        if query.get("token"):
+            return query["token"][0], "query"
+        cookie = SimpleCookie()
+        try:
+            cookie.load(self.headers.get("Cookie") or "")
+        except CookieError:
+            pass
+        morsel = cookie.get(self._cookie_name())
+        return (morsel.value, "cookie") if morsel else ("", "none")
 
-    def _send(self, status: HTTPStatus, data: bytes, ctype: str, set_cookie: bool = False) -> None:
+    def _send(self, status: HTTPStatus, data: bytes, ctype: str, set_cookie: bool = False,
+              close: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         if set_cookie:  # the page, served to a token holder: lets its <img>/<script> authenticate
             self.send_header("Set-Cookie", f"{self._cookie_name()}={self.server.app.token}; "
                                            f"Path=/; HttpOnly; SameSite=Strict")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    def _error(self, status: HTTPStatus, message: str, **extra) -> None:
-        self._send(status, json.dumps({"error": message, **extra}).encode(), "application/json")
+    def _error(self, status: HTTPStatus, message: str, close: bool = False, **extra) -> None:
+        body = json.dumps({"error": message, "status": int(status), **extra}).encode()
+        self._send(status, body, "application/json", close=close)
+
+    # --- the checks, in order -----------------------------------------------------------------
+    def _check_host(self) -> None:
+        host = self.headers.get("Host")
+        if host is None:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "missing Host header")
+        if self.server.loopback:
+            name = urlsplit(f"//{host}").hostname or ""
+            if name not in LOOPBACK_NAMES:
+                raise HTTPError(HTTPStatus.BAD_REQUEST, f"unexpected Host {host!r}: this server "
+                                                        "answers on loopback names only")
+
+    def _check_token(self, query: dict) -> str:
+        given, how = self._credentials(query)
+        if not hmac.compare_digest(given.encode(), self.server.app.token.encode()):
+            raise HTTPError(HTTPStatus.FORBIDDEN, "missing or wrong access token; use the URL "
+                                                  "printed by refvps annotate")
+        return how
+
+    def _check_same_origin(self, method: str, how: str) -> None:
+        if method == "GET" and how != "cookie":
+            return  # a link carrying the token may come from anywhere; GETs change nothing
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise HTTPError(HTTPStatus.FORBIDDEN, f"cross-site request refused "
+                                                  f"(Sec-Fetch-Site: {site})")
+        origin = self.headers.get("Origin")
+        if method != "GET" and origin is not None:
+            if origin.lower().rstrip("/") != f"http://{self.headers['Host']}".lower():
+                raise HTTPError(HTTPStatus.FORBIDDEN, f"cross-origin request refused "
+                                                      f"(Origin: {origin})")
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding"):
+            raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length "
+                                                        "(chunked bodies are not accepted)")
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return b""
+        if len(set(values)) != 1 or not values[0].strip().isdigit() \
+                or not values[0].strip().isascii():
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {values!r}")
+        length = int(values[0])
+        if length > MAX_BODY:
+            raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                            f"request body of {length} bytes; the limit is {MAX_BODY}")
+        data = self.rfile.read(length)
+        if len(data) != length:
+            raise ConnectionError("the client closed the connection mid-body")
+        return data
 
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
-        body = None
-        if method == "POST":
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self.close_connection = True
-                return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
-            raw = self.rfile.read(length) if length else b"{}"
-        if not self._authorised(query):
-            return self._error(HTTPStatus.FORBIDDEN, "missing or wrong access token; use the "
-                                                     "URL printed by refvps annotate")
-        app = self.server.app
+        body_read = method == "GET"
         try:
+            self._check_host()
+            how = self._check_token(query)
+            self._check_same_origin(method, how)
+            body = None
             if method == "POST":
-                body = json.loads(raw or b"{}")
+                raw = self._read_body()
+                body_read = True
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError as exc:
+                    raise HTTPError(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})")
                 if not isinstance(body, dict):
-                    raise HTTPError(HTTPStatus.BAD_REQUEST, "the request body must be a JSON object")
-                data, ctype = app.post(url.path, body)
-            else:
-                data, ctype = app.get(url.path)
-        except HTTPError as exc:
-            return self._error(exc.status, exc.message, **exc.extra)
-        except BusyError as exc:
-            return self._error(HTTPStatus.CONFLICT, str(exc))
-        except ValidationError as exc:
-            return self._error(HTTPStatus.UNPROCESSABLE_ENTITY, exc.title,
-                               problems=[str(p) for p in exc.problems])
-        except (WorkspaceError, KeyError, TypeError, ValueError) as exc:
-            return self._error(HTTPStatus.BAD_REQUEST, f"{exc.__class__.__name__}: {exc}")
+                    raise HTTPError(HTTPStatus.BAD_REQUEST,
+                                    "the request body must be a JSON object")
+            data, ctype = self.server.app.route(method, url.path, body)
+        except ConnectionError:
+            self.close_connection = True
+            return
+        except Exception as exc:  # every failure is an HTTP answer with a JSON body
+            status, message, extra = _error_response(exc)
+            if status == HTTPStatus.INTERNAL_SERVER_ERROR:
+                traceback.print_exc(file=sys.stderr)
+            return self._error(status, message, close=not body_read, **extra)
         self._send(HTTPStatus.OK, data, ctype, set_cookie=method == "GET" and url.path == "/")
 
     def do_GET(self):
@@ -237,15 +396,51 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("POST")
 
 
+def _error_response(exc: Exception) -> tuple[HTTPStatus, str, dict]:
+    """The status, message and extra fields answering an exception raised by a route."""
+    if isinstance(exc, HTTPError):
+        return exc.status, exc.message, exc.extra
+    if isinstance(exc, (BusyError, LockedError)):
+        return HTTPStatus.CONFLICT, str(exc), {}
+    if isinstance(exc, ValidationError):
+        return (HTTPStatus.UNPROCESSABLE_ENTITY, exc.title,
+                {"problems": [str(p) for p in exc.problems]})
+    if isinstance(exc, (WorkspaceError, KeyError, TypeError, ValueError)):
+        return HTTPStatus.BAD_REQUEST, f"{exc.__class__.__name__}: {exc}", {}
+    if isinstance(exc, RefvpsError):
+        return HTTPStatus.CONFLICT, str(exc), {}
+    return HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {exc.__class__.__name__}: {exc}", {}
+
+
+_BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                  b"Connection: close\r\nRetry-After: 1\r\nContent-Length: %d\r\n\r\n%s")
+
+
 class AnnotateServer(ThreadingHTTPServer):
+    """The app's HTTP server: at most ``max_connections`` connections are served at once (each
+    on its own thread; more are answered 503 at once), and one server per workspace (an OS lock
+    on ``<workspace>/server.lock``, released by the kernel when the process dies)."""
+
     daemon_threads = True
 
     def __init__(self, session: Session, host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None, export_to: str | Path | None = None):
+                 token: str | None = None, export_to: str | Path | None = None,
+                 max_connections: int = MAX_CONNECTIONS):
         self.app = AnnotateApp(session, token or secrets.token_urlsafe(24),
                                None if export_to is None else Path(export_to))
-        super().__init__((host, port), _Handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
         self._thread: threading.Thread | None = None
+        self.lock = ProcessLock(session.ws.root / WORKSPACE_LOCK)
+        super().__init__((host, port), _Handler)
+        self.loopback = ipaddress.ip_address(self.server_address[0]).is_loopback
+        self.lock.purpose = (f"refvps annotate server at "
+                             f"http://{self.server_address[0]}:{self.server_address[1]}/")
+        try:
+            self.lock.acquire(what=f"annotation workspace {session.ws.root}")
+        except LockedError as exc:
+            super().server_close()
+            raise LockedError(f"{exc}; stop that server first (two servers on one workspace "
+                              "would overwrite each other's edits)", exc.holder) from None
 
     @property
     def url(self) -> str:
@@ -253,12 +448,38 @@ class AnnotateServer(ThreadingHTTPServer):
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{shown}:{port}/?token={self.app.token}"
 
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            body = json.dumps({"error": "too many connections; retry", "status": 503}).encode()
+            try:
+                request.settimeout(1)
+                request.sendall(_BUSY_RESPONSE % (len(body), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
     def start(self) -> "AnnotateServer":
         """Serve in a background thread (tests, notebooks)."""
         self._thread = threading.Thread(target=self.serve_forever, daemon=True,
                                         name="refvps-annotate")
         self._thread.start()
         return self
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.lock.release()
 
     def stop(self) -> None:
         self.shutdown()

@@ -108,6 +108,7 @@ class BaseSegmenter:
             return
         if self._load_error is not None:
             raise self._load_error
+        cwd = os.getcwd()  # wrappers may enter the upstream checkout
         try:
             self.load()
         except Exception as exc:
@@ -115,16 +116,17 @@ class BaseSegmenter:
             self._load_error = ModelLoadError(f"{name}: the model could not be loaded: "
                                               f"{type(exc).__name__}: {exc}")
             raise self._load_error from exc
-        self._provenance = self.provenance()
+        self._provenance = self.provenance(cwd)
         self._loaded = True
 
-    def provenance(self) -> Dict[str, str]:
+    def provenance(self, cwd: str = ".") -> Dict[str, str]:
         """What was really loaded: the upstream checkout's commit (config ``repo``, when it is
-        a git work tree) and the sha256 of the ``checkpoint`` file. Warns when the checkout is
-        not at the commit the wrapper was written for."""
+        a git work tree) and the sha256 of the ``checkpoint`` file (relative paths from
+        ``cwd``). Warns when the checkout is not at the commit the wrapper was written for."""
         found = {"upstream_commit": "", "checkpoint_sha256": ""}
         repo = getattr(self.config, "repo", "")
         if repo:
+            repo = os.path.join(cwd, repo)
             found["upstream_commit"] = git_head(repo)
             pinned = self.upstream.partition("@")[2]
             if found["upstream_commit"] and pinned and \
@@ -132,8 +134,8 @@ class BaseSegmenter:
                 warnings.warn(f"{repo} is at {found['upstream_commit'][:12]}; "
                               f"{self.name} was written against {self.upstream}")
         checkpoint = getattr(self.config, "checkpoint", "")
-        if checkpoint and os.path.isfile(checkpoint):
-            found["checkpoint_sha256"] = file_sha256(checkpoint)
+        if checkpoint and os.path.isfile(os.path.join(cwd, checkpoint)):
+            found["checkpoint_sha256"] = file_sha256(os.path.join(cwd, checkpoint))
         return found
 
     def close(self) -> None:

@@ -45,8 +45,6 @@ class ModelSpec:
         return create(self.name, **args)
 
 
-
-
 def info_dict(segmenter) -> dict:
     """The loaded segmenter's ``info()`` as a dict ({} for a segmenter without one)."""
     if not hasattr(segmenter, "info"):

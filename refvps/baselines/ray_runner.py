@@ -19,12 +19,14 @@ class VideoActor:
     """Holds one loaded segmenter for its lifetime (model loading is the expensive part)."""
 
     def __init__(self, spec: ModelSpec):
-        self.segmenter = spec.build()
+        self.segmenter = None
         self.load_error = ""
         try:
+            self.segmenter = spec.build()
             load_model(self.segmenter)
-        except ModelLoadError as exc:
-            self.load_error = str(exc)
+        except Exception as exc:  # reported by info(); an actor that dies says less
+            self.load_error = str(exc) if isinstance(exc, ModelLoadError) else \
+                f"{spec.name}: the model could not be built: {type(exc).__name__}: {exc}"
 
     def info(self) -> dict:
         """``{"error": message}`` if the model did not load, else its info as a dict."""
@@ -36,7 +38,8 @@ class VideoActor:
         return run_video(self.segmenter, bench, task, queries, Path(out))
 
     def close(self) -> None:
-        self.segmenter.close()
+        if self.segmenter is not None:
+            self.segmenter.close()
 
 
 def run_on_ray(spec: ModelSpec, bench: Benchmark, todo: list[tuple[VideoTask, list[Query]]],

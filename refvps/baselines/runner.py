@@ -3,8 +3,11 @@
 Layout: ``<out>/<benchmark.prediction_relpath(query, frame)>`` (0/255 PNGs) for every frame the
 benchmark asks models to predict, then ``<video>/<query>/.done.json`` with the query's runtime,
 peak memory and clip length. A query with a valid marker is skipped on the next run (resume);
-a query without one is redone. ``run.json`` records the model and its arguments, ``runtime.csv``
-every finished query, ``failures.json`` the queries that failed.
+a query without one is redone. ``run.json`` records the model and its arguments and, once it
+has loaded, the model's own info (version, upstream commit, checkpoint sha256, parameters);
+``runtime.csv`` every finished query, ``failures.json`` the queries that failed. The model is
+loaded before the first query: a model that cannot load stops the run with one
+:class:`~refvps.baselines.protocol.ModelLoadError` (per-query failures do not).
 """
 from __future__ import annotations
 

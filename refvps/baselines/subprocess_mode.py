@@ -89,10 +89,10 @@ class SubprocessSegmenter:
             raise self._load_error from exc
         if reply.get("status") != "ok":
             self._stop()
-            detail = "\n".join(reply.get("traceback", "").strip().splitlines()[-6:])
-            self._load_error = ModelLoadError(
-                f"{self.name}: the worker under {self.python} could not load the model: "
-                f"{reply.get('message')}" + (f"\n{detail}" if detail else ""))
+            message = reply.get("message")
+            if reply.get("kind") != "load":  # an older worker, or a failure around the load
+                message = f"{self.name}: the model could not be loaded: {message}"
+            self._load_error = ModelLoadError(f"{message} (in the worker under {self.python})")
             raise self._load_error
         self.loaded = reply
 

@@ -16,7 +16,8 @@ Protocol: one JSON object per line on stdin; one JSON reply per line on the orig
   ``out`` (atomically) and replies ``seconds``, ``peak_mem_mb``, ``mem_kind``;
 * ``{"op": "shutdown"}``.
 
-Failures reply ``{"status": "error", "kind": "oom" | "runtime", "message", "traceback"}``.
+Failures reply ``{"status": "error", "kind": "oom" | "load" | "runtime", "message",
+"traceback"}`` (``load``: the model cannot load; the message says why).
 """
 from __future__ import annotations
 
@@ -149,7 +150,7 @@ def main(argv=None) -> None:
     channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # upstream prints go to stderr, never into the protocol
     sys.stdout = sys.stderr
-    from refvps.baselines.protocol import is_out_of_memory
+    from refvps.baselines.protocol import ModelLoadError, is_out_of_memory
 
     worker = Worker(args.target)
     for line in sys.stdin:
@@ -161,6 +162,9 @@ def main(argv=None) -> None:
             break
         try:
             reply = worker.handle(request)
+        except ModelLoadError as exc:  # says what failed already
+            reply = {"status": "error", "kind": "load", "message": str(exc),
+                     "traceback": traceback.format_exc(limit=12)}
         except Exception as exc:
             reply = {"status": "error", "kind": "oom" if is_out_of_memory(exc) else "runtime",
                      "message": f"{type(exc).__name__}: {exc}",

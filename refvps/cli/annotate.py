@@ -63,14 +63,23 @@ def open_command(clip, workspace, clip_id, frames_fps, backend, sam2_config, sam
               help="Dataset root (holding ref-vps/) or the ref-vps folder itself.")
 @click.option("--require-reviewed", is_flag=True,
               help="Refuse to export while an annotation frame is not marked reviewed.")
-def export_command(workspace, to, require_reviewed):
-    """Write WORKSPACE's clip into a refvps-format 0.1 dataset (merged, atomic, validated)."""
+@click.option("--replace", is_flag=True, help="Replace a clip of the same id in the dataset.")
+@click.option("--clip-id", default=None,
+              help="Export under this id (letters, digits, '.', '_', '-'; default: the "
+                   "workspace's).")
+def export_command(workspace, to, require_reviewed, replace, clip_id):
+    """Write WORKSPACE's clip into a refvps-format 0.1 dataset (merged, atomic, validated).
+
+    Example: refvps annotate export clip.mp4.refvps --to DATA_ROOT --replace
+    """
     from refvps.annotate.export import export_workspace
     from refvps.annotate.workspace import Workspace
 
     ws = Workspace(workspace)
-    dataset = export_workspace(ws, to, require_reviewed=require_reviewed)
-    click.echo(f"exported {ws.clip_id}: {len(ws.frames)} frames, {len(ws.anno_frames)} "
+    dataset = export_workspace(ws, to, require_reviewed=require_reviewed, replace=replace,
+                               clip_id=clip_id)
+    click.echo(f"exported {ws.clip_id if clip_id is None else clip_id}: {len(ws.frames)} frames, "
+               f"{len(ws.anno_frames)} "
                f"annotation frames -> {dataset}")
 
 

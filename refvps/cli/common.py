@@ -1,7 +1,9 @@
 """Shared CLI pieces: error display, common options."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
@@ -12,11 +14,28 @@ class RefvpsGroup(click.Group):
     """Shows refvps errors (bad data, bad predictions) as messages with exit code 2."""
 
     def invoke(self, ctx: click.Context):
+        previous = _exit_on_sigterm()
         try:
             return super().invoke(ctx)
         except RefvpsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm():
+    """While a command runs, SIGTERM ends it like Ctrl+C does: clean-ups run (workers stopped,
+    staged outputs removed), exit status 143. Returns the handler to restore, if one was set."""
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        return signal.signal(signal.SIGTERM, _raise_exit)
+    return None
+
+
+def _raise_exit(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def benchmark_option(func):
@@ -49,3 +68,17 @@ def executor_options(func):
                         show_default=True,
                         help="Where the work runs: this machine, or Ray "
                              "(pip install 'refvps[ray]').")(func)
+
+
+def percent_option(func):
+    """``--percent``: show scores in percent, as papers print them (default: fractions)."""
+    return click.option("--percent", is_flag=True,
+                        help="Show scores in percent, as papers print them (default: fractions "
+                             "in [0, 1], as refvps computes and stores them).")(func)
+
+
+def exclusive(**flags) -> None:
+    """Refuse flags that exclude each other: ``exclusive(csv=True, json=False, ...)``."""
+    given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} exclude each other; give one")

@@ -15,7 +15,7 @@ from refvps.cli.common import data_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="The zip to write (replaced only when every check passes).")
 @click.option("--split", default=None, help="Server split (default: the benchmark's first one).")
-@click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def submit_command(benchmark, data, preds, out, split, workers, no_progress):
     """Check every video, expression and frame, then write the server zip."""

@@ -10,10 +10,12 @@ reload the run later; listing the store never fails on a bad record, it reports 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,8 +58,20 @@ class RunRecord:
     unit_name: str = "query"
     class_key: str | None = None
     predictions: str = ""
+    predictions_digest: str = ""   # sha256 over the predictions' files (see predictions_digest)
+    options: dict = field(default_factory=dict)
     frames_table: str = ""
     path: Path | None = None       # the record file it was read from
+
+    @property
+    def identity(self) -> tuple:
+        """Runs with equal identity scored the same predictions on the same data the same way;
+        a record without a predictions digest (older refvps) is its own identity."""
+        if not self.predictions_digest:
+            return ("run", self.run_id)
+        scoring = {k: v for k, v in self.options.items() if k != "executor"}
+        return (self.benchmark, self.split, self.protocol, self.predictions_digest,
+                self.data_fingerprint, json.dumps(scoring, sort_keys=True))
 
     def to_dict(self) -> dict:
         data = {k: v for k, v in self.__dict__.items() if k != "path"}
@@ -85,30 +99,85 @@ def new_run_id(name: str, benchmark: str) -> str:
     return f"{stamp}-{_slug(benchmark)}-{_slug(name)}-{secrets.token_hex(3)}"
 
 
+def check_store(results: str | Path | None = None) -> Path:
+    """The runs folder of the results store, checked writable (before a run is scored)."""
+    from refvps.fileio import OutputError
+
+    runs = results_root(results) / RUNS_DIR
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs):
+            pass
+    except OSError as exc:
+        raise OutputError(f"results store {runs.parent}: cannot write there "
+                          f"({exc.strerror or exc}); choose another with --results or "
+                          f"${RESULTS_ENV}, or pass --no-record") from None
+    return runs
+
+
 def save_record(result, results: str | Path | None = None) -> RunRecord:
     """Record ``result`` (an :class:`~refvps.evaluation.EvalResult`) in the results store.
 
     When the result has not been written anywhere yet, its outputs go into the run's folder in
-    the store, so the per-frame table is always kept for later reports.
+    the store, so the per-frame table is always kept for later reports. The run's folder
+    (record, and outputs if any) appears as one set, by one rename.
     """
-    from refvps.fileio import atomic_write_text, jsonable
+    from refvps.fileio import OutputFolder, jsonable
 
     summary = result.summary
     run_id = new_run_id(summary["name"], summary["benchmark"])
-    run_dir = results_root(results) / RUNS_DIR / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    files = summary.get("files") or result.write(run_dir)
-    record = RunRecord(
-        run_id=run_id, name=summary["name"], benchmark=summary["benchmark"],
-        split=summary["split"], metrics=jsonable(summary["metrics"]),
-        outputs=str(Path(files["summary"]).parent), created=summary["created"],
-        protocol=summary.get("protocol", ""), refvps_version=summary.get("refvps_version", ""),
-        data_fingerprint=summary.get("data_fingerprint", ""),
-        headline=list(summary.get("headline", [])), unit_name=summary.get("unit_name", "query"),
-        class_key=summary.get("class_key"), predictions=summary.get("predictions", ""),
-        frames_table=files["frames"], path=run_dir / RECORD_FILE)
-    atomic_write_text(record.path, json.dumps(record.to_dict(), indent=2) + "\n")
+    run_dir = check_store(results) / run_id
+    with OutputFolder(run_dir, "run folder") as folder:
+        files = summary.get("files") or result.write_files(folder.staging, folder.path)
+        record = RunRecord(
+            run_id=run_id, name=summary["name"], benchmark=summary["benchmark"],
+            split=summary["split"], metrics=jsonable(summary["metrics"]),
+            outputs=str(Path(files["summary"]).parent), created=summary["created"],
+            protocol=summary.get("protocol", ""), refvps_version=summary.get("refvps_version", ""),
+            data_fingerprint=summary.get("data_fingerprint", ""),
+            headline=list(summary.get("headline", [])), unit_name=summary.get("unit_name", "query"),
+            class_key=summary.get("class_key"), predictions=summary.get("predictions", ""),
+            predictions_digest=predictions_digest(summary.get("predictions", "")),
+            options=dict(summary.get("options", {})),
+            frames_table=files["frames"], path=run_dir / RECORD_FILE)
+        (folder.staging / RECORD_FILE).write_text(json.dumps(record.to_dict(), indent=2) + "\n",
+                                                  encoding="utf-8")
+        folder.commit()
     return record
+
+
+def predictions_digest(path: str | Path) -> str:
+    """sha256 over a predictions .zip's bytes, or over every file of a predictions folder (its
+    relative path and the sha256 of its bytes, in sorted order); "" when ``path`` is gone."""
+    path = Path(path) if path else None
+    if path is None or not path.exists():
+        return ""
+    digest = hashlib.sha256()
+    if path.is_file():
+        digest.update(b"zip\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            file = Path(folder) / name
+            digest.update(f"{file.relative_to(path).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def latest_per_identity(records: list[RunRecord]) -> tuple[list[RunRecord], dict[str, str]]:
+    """The most recent record of each identity (``records`` oldest first), and for every older
+    duplicate the run id of the record that supersedes it."""
+    latest: dict[tuple, RunRecord] = {}
+    for record in records:
+        latest[record.identity] = record
+    superseded = {r.run_id: latest[r.identity].run_id for r in records
+                  if latest[r.identity] is not r}
+    kept = [r for r in records if r.run_id not in superseded]
+    return kept, superseded
 
 
 def read_record(path: Path) -> RunRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask
+_BASE_NAMES = ("Benchmark", "GroundTruth", "Query", "TaskResult", "VideoTask")
 
 BENCHMARKS: dict[str, str] = {
     "ref-vps": "refvps.loaders.refvps:RefVPS",
@@ -13,8 +13,19 @@ BENCHMARKS: dict[str, str] = {
     "ref-ytvos": "refvps.loaders.refytvos:RefYouTubeVOS",
     "burst": "refvps.loaders.burst:Burst",
     "vspw": "refvps.loaders.vspw:VSPW",
+    "vspw-semantic": "refvps.loaders.vspw_semantic:VSPWSemantic",
+    "davis17": "refvps.loaders.davis17:Davis17",
+    "a2d-sentences": "refvps.loaders.actor_sentences:A2DSentences",
+    "jhmdb-sentences": "refvps.loaders.actor_sentences:JHMDBSentences",
 }
 """Command-line name -> ``module:Class`` of every benchmark, in display order."""
+
+
+def __getattr__(name: str):
+    """The base classes, imported on first use (the command line only needs the names)."""
+    if name in _BASE_NAMES:
+        return getattr(importlib.import_module("refvps.loaders.base"), name)
+    raise AttributeError(f"module 'refvps.loaders' has no attribute {name!r}")
 
 
 def benchmark_class(name: str) -> type[Benchmark]:

@@ -16,11 +16,14 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from refvps.errors import MaskError, Problem, RefvpsError
+from refvps.errors import MaskError, Problem, RefvpsError, UsageError
 from refvps.formats import FRAME_EXT, JPEG_DIR
+from refvps.inputs import read_file
 from refvps.masks import binarize, read_mask_bytes
-from refvps.metrics import (boundary_of, boundary_radius, decay_with_check, f_from_boundaries,
-                            jf_score, sequence_mean, sequence_recall, temporal_consistency)
+from refvps.metrics import (boundary_radius, decay_with_check, f_from_boundaries, jf_score,
+                            sequence_mean, sequence_recall, temporal_consistency)
+from refvps.metrics.bits import pack_mask, popcount
+from refvps.metrics.boundary import boundary_of_bits
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,19 @@ class GroundTruth(ABC):
 
 def read_digested(path: Path, digests: dict[str, str], key: str) -> np.ndarray:
     """Read a mask PNG once, recording the sha256 of its bytes for the data fingerprint."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MaskError(path, "file not found") from None
+    data = read_file(path)
     digests[key] = hashlib.sha256(data).hexdigest()
     return read_mask_bytes(data, str(path))
+
+
+def score_safely(benchmark: "Benchmark", task: VideoTask, reader,
+                 allow_missing: bool) -> TaskResult:
+    """``benchmark.score_task``, with a file that could not be used anywhere in it turned into
+    a problem naming the file (the run goes on and reports it with all others, exit 2)."""
+    try:
+        return benchmark.score_task(task, reader, allow_missing)
+    except MaskError as exc:
+        return TaskResult([], [Problem(exc.path, exc.what)])
 
 
 def _unit_stats(group: pd.DataFrame, compute_f: bool, decay_mode: str) -> dict:
@@ -122,7 +132,7 @@ class Benchmark(ABC):
         self.root = Path(root)
         self.split = split or self.default_split
         if self.split not in self.splits:
-            raise ValueError(f"{self.name}: unknown split {self.split!r}; choose one of "
+            raise UsageError(f"{self.name}: unknown split {self.split!r}; choose one of "
                              f"{', '.join(self.splits)}")
         self.decay_mode = decay_mode
         self.missing = "strict"
@@ -246,24 +256,33 @@ class Benchmark(ABC):
     def _score_frame(self, query: Query, index: int, frame: str, fg: np.ndarray,
                      void: np.ndarray | None, pred: np.ndarray, is_missing: bool,
                      gt_boundaries: dict) -> dict:
-        pred = binarize(pred)
-        if void is not None:  # void pixels count for neither J nor F (F: they become background)
-            keep = ~void
-            fg, pred = fg & keep, pred & keep
-        inter = int(np.count_nonzero(fg & pred))
-        gt_area, pred_area = int(np.count_nonzero(fg)), int(np.count_nonzero(pred))
+        # J and F from bit-packed masks (64 pixels a word); void pixels count for neither J
+        # nor F (for F they become background). The ground truth of a (frame, target) is
+        # packed once for all the queries that share it.
+        pred_bits = pack_mask(binarize(pred))
+        void_bits = None if void is None else pack_mask(void)
+        if void_bits is not None:
+            pred_bits &= ~void_bits
+        key = (frame, query.target)
+        gt = gt_boundaries.get(key)
+        if gt is None:
+            fg_bits = pack_mask(fg)
+            if void_bits is not None:
+                fg_bits &= ~void_bits
+            gt = gt_boundaries[key] = (fg_bits, popcount(fg_bits), [])
+        fg_bits, gt_area, gt_boundary = gt
+        inter = popcount(fg_bits & pred_bits)
+        pred_area = popcount(pred_bits)
         union = gt_area + pred_area - inter
         row = {"unit": query.unit, "video": query.video, "query_id": query.query_id,
                "frame": frame, "t": index, "J": 1.0 if union == 0 else inter / union,
                "gt_area": gt_area, "pred_area": pred_area,
-               "void_area": 0 if void is None else int(np.count_nonzero(void)),
+               "void_area": 0 if void_bits is None else popcount(void_bits),
                "pred_missing": is_missing}
         if self.compute_f:
-            key = (frame, query.target)
-            gt_boundary = gt_boundaries.get(key)
-            if gt_boundary is None:
-                gt_boundary = gt_boundaries[key] = boundary_of(fg)
-            row["F"] = f_from_boundaries(gt_boundary, boundary_of(pred),
+            if not gt_boundary:
+                gt_boundary.append(boundary_of_bits(fg_bits, fg.shape))
+            row["F"] = f_from_boundaries(gt_boundary[0], boundary_of_bits(pred_bits, fg.shape),
                                          boundary_radius(fg.shape))
         return row
 

@@ -15,7 +15,6 @@ inside one wrapper folder such as ``burst_valtest/``) or in the standard layout
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from refvps.formats import (BURST_ANNOTATION_FILE, BURST_ANNOTATIONS_DIR, BURST_
                             BURST_NAMES_SPLIT, BURST_REM_PRED_DIR, class_phrase)
 from refvps.loaders.base import GroundTruth, Query, VideoTask
 from refvps.loaders.classwise import ClassAveragedBenchmark
+from refvps.loaders.jsonfiles import JsonChecker, duplicates, is_int, read_json_object, show
 from refvps.masks import rle_decode
 
 SEQUENCE_KEYS = ("seq_name", "dataset", "height", "width", "annotated_image_paths",
@@ -52,16 +52,23 @@ class _SequenceGT(GroundTruth):
         self.digests: dict[str, str] = {}
 
     def target(self, query: Query, frame: str) -> tuple[np.ndarray, None]:
+        """Each track belongs to one category, so each RLE is decoded once; a lone track is
+        returned as decoded (C order), several are OR-ed into one new mask."""
         index = self.frame_index[frame]
-        union = np.zeros(self.size, dtype=bool)
+        masks = []
         for track, entry in self.segmentations[index].items():
             if self.track_category.get(track) != query.target[0]:
                 continue
-            try:
-                union |= rle_decode(entry["rle"], self.size)
+            try:  # a bare counts string decodes at the sequence's size
+                masks.append(rle_decode(entry["rle"], self.size))
             except (ValueError, TypeError) as exc:
                 raise MaskError(f"{self.where} [frame {index}, track {track}]",
                                 f"undecodable RLE ({exc})") from None
+        if len(masks) == 1:
+            return masks[0], None
+        union = np.zeros(self.size, dtype=bool)
+        for mask in masks:
+            union |= mask
         return union, None
 
 
@@ -113,19 +120,10 @@ class Burst(ClassAveragedBenchmark):
         return self._files
 
     def _read_json(self, path: Path, required: bool) -> dict | None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except FileNotFoundError:
-            if required:
-                self._load_problems.append(Problem(str(path), "file not found"))
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self._load_problems.append(Problem(str(path), f"malformed JSON ({exc})"))
-            return None
-        if not isinstance(data, dict) or not isinstance(data.get("sequences"), list):
-            self._load_problems.append(Problem(str(path), "expected an object with a "
-                                                          "'sequences' list"))
+        data = read_json_object(path, self._load_problems, required=required)
+        if data is not None and not isinstance(data.get("sequences"), list):
+            self._load_problems.append(Problem(f"{path}: sequences", "expected a list of "
+                                               f"sequence records, got {show(data.get('sequences'))}"))
             return None
         return data
 
@@ -140,10 +138,37 @@ class Burst(ClassAveragedBenchmark):
             [files[s] for s in self.split_names() if files.get(s)]
         names: dict[int, str] = {}
         for data in sources:
-            for category in data.get("categories", []):
-                if isinstance(category, dict) and "id" in category and "name" in category:
-                    names.setdefault(int(category["id"]), str(category["name"]))
+            categories = data.get("categories", [])
+            for category in categories if isinstance(categories, list) else []:
+                if isinstance(category, dict) and is_int(category.get("id")) \
+                        and isinstance(category.get("name"), str):
+                    names.setdefault(category["id"], category["name"])
         return names
+
+    def _validate_categories(self, problems: list[Problem]) -> None:
+        """Every category record of the loaded files: an integer id and a name, ids unique."""
+        for split, data in sorted(self._load().items()):
+            if not data:
+                continue
+            check = JsonChecker(self.annotation_file(split), problems)
+            categories = data.get("categories", [])
+            if not isinstance(categories, list):
+                check.fail(("categories",), f"must be a list of category objects, got "
+                                            f"{show(categories)}")
+                continue
+            seen: dict[int, str] = {}
+            for index, category in enumerate(categories):
+                keys = ("categories", index)
+                if check.object(category, keys) is None:
+                    continue
+                cid = check.integer(category.get("id"), (*keys, "id"))
+                name = check.text(category.get("name"), (*keys, "name"))
+                if cid is None or name is None:
+                    continue
+                if cid in seen and seen[cid] != name:
+                    check.fail((*keys, "id"), f"category id {cid} is listed twice, as "
+                                              f"{seen[cid]!r} and {name!r}")
+                seen.setdefault(cid, name)
 
     def sequences(self) -> list[tuple[str, int, dict]]:
         """(split, index in the file, record) of every sequence, in REM's order."""
@@ -156,18 +181,22 @@ class Burst(ClassAveragedBenchmark):
         sequences = self.sequences()
         names = self.category_names()
         problems = list(self._load_problems)
+        self._validate_categories(problems)
         seen: dict[tuple[str, str], str] = {}
         for split, index, record in sequences:
-            where = f"{self.annotation_file(split)} [sequences {index}]"
-            if not isinstance(record, dict):
-                problems.append(Problem(where, "sequence record is not an object"))
+            check = JsonChecker(self.annotation_file(split), problems)
+            keys = ("sequences", index)
+            if check.object(record, keys) is None:
                 continue
             missing = [key for key in SEQUENCE_KEYS if key not in record]
             if missing:
-                problems.append(Problem(where, f"missing key(s) {', '.join(map(repr, missing))}"))
+                check.fail(keys, f"missing key(s) {', '.join(map(repr, missing))}")
                 continue
-            where = f"{self.annotation_file(split)} [{record['dataset']}/{record['seq_name']}]"
-            key = (str(record["dataset"]), str(record["seq_name"]))
+            if any(check.text(record[k], (*keys, k)) is None for k in ("dataset", "seq_name")):
+                continue
+            where = f"{self.annotation_file(split)}: sequences.{index} " \
+                    f"({record['dataset']}/{record['seq_name']})"
+            key = (record["dataset"], record["seq_name"])
             if key in seen:
                 problems.append(Problem(where, f"duplicate sequence (also in {seen[key]}); "
                                                "its prediction folders would collide"))
@@ -179,7 +208,7 @@ class Burst(ClassAveragedBenchmark):
     def _validate_sequence(record: dict, names: dict[int, str], where: str) -> list[Problem]:
         problems = []
         height, width = record["height"], record["width"]
-        if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        if not (is_int(height) and is_int(width) and height > 0 and width > 0):
             problems.append(Problem(where, f"height/width must be positive integers, got "
                                            f"{height!r}/{width!r}"))
         paths, segmentations = record["annotated_image_paths"], record["segmentations"]
@@ -189,14 +218,18 @@ class Burst(ClassAveragedBenchmark):
         if len(paths) != len(segmentations):
             problems.append(Problem(where, f"{len(paths)} annotated_image_paths but "
                                            f"{len(segmentations)} segmentations"))
-        stems = [frame_stem(str(p)) for p in paths]
-        if len(set(stems)) != len(stems):
-            problems.append(Problem(where, "two annotated images share a file stem"))
+        if not all(isinstance(p, str) and p for p in paths):
+            return problems + [Problem(where, "annotated_image_paths must be a list of image "
+                                              "file names")]
+        stems = [frame_stem(p) for p in paths]
+        if dup := duplicates(stems):
+            problems.append(Problem(where, f"two annotated images share the file stem "
+                                           f"{dup[0]!r} (their predictions would collide)"))
         tracks = record["track_category_ids"]
         if not isinstance(tracks, dict):
             return problems + [Problem(where, "track_category_ids must be an object")]
         for track, category in tracks.items():
-            if not isinstance(category, int) or category not in names:
+            if not is_int(category) or category not in names:
                 problems.append(Problem(where, f"track {track}: category {category!r} has no name "
                                                "in the val categories"))
         for index, frame in enumerate(segmentations):
@@ -222,7 +255,7 @@ class Burst(ClassAveragedBenchmark):
         names = self.category_names()
         tasks = []
         for split, _index, record in self.sequences():
-            if not isinstance(record, dict) or any(k not in record for k in SEQUENCE_KEYS):
+            if not _usable(record):
                 continue
             dataset, seq_name = str(record["dataset"]), str(record["seq_name"])
             video = f"{dataset}_{seq_name}"
@@ -271,3 +304,11 @@ class Burst(ClassAveragedBenchmark):
         meta = query.meta
         return (f"{meta['dataset']}/{meta['seq_name']}/{BURST_REM_PRED_DIR}/"
                 f"{meta['rem_folder']}/{frame}.png")
+
+
+def _usable(record: object) -> bool:
+    """Whether a sequence record has the structure tasks are built from (checked in validate)."""
+    return isinstance(record, dict) and all(k in record for k in SEQUENCE_KEYS) \
+        and isinstance(record["annotated_image_paths"], list) \
+        and isinstance(record["segmentations"], list) \
+        and isinstance(record["track_category_ids"], dict)

@@ -13,6 +13,7 @@ mean. See docs/benchmarks/mevis.md.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,11 @@ import pandas as pd
 from PIL import Image
 
 from refvps.errors import MaskError, Problem
+from refvps.inputs import file_problem
 from refvps.formats import FRAME_EXT, JPEG_DIR, MASK_DICT, META_EXPRESSIONS, MEVIS_FOLDER, clean_expression
 from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, VideoTask, group_means
-from refvps.loaders.jsonfiles import read_json_object, read_videos, video_record_problems
+from refvps.loaders.jsonfiles import (JsonChecker, check_video_record, is_int, read_json_object,
+                                      read_videos, well_formed)
 from refvps.masks import rle_decode
 
 GT_SPLITS = ("train", "valid_u")
@@ -30,7 +33,11 @@ MISSING_COUNTS = ("videos_missing_scored_zero", "expressions_scored_zero", "expr
 
 
 class _VideoMasks(GroundTruth):
-    """The RLE masks of one video's objects, decoded one frame at a time (one frame held)."""
+    """The RLE masks of one video's objects, decoded one frame at a time (one frame held).
+
+    Each (object, frame) is decoded once and each union once per frame, whatever the number of
+    expressions sharing them; the arrays handed out are read-only because they are shared.
+    """
 
     def __init__(self, frames: tuple[str, ...], rles: dict[int, list],
                  size: tuple[int, int] | None, source: str):
@@ -40,7 +47,8 @@ class _VideoMasks(GroundTruth):
         self.size = size
         self.digests: dict[str, str] = {}
         self._frame = -1
-        self._decoded: dict[int, np.ndarray] = {}
+        self._decoded: dict[int, np.ndarray | None] = {}
+        self._unions: dict[tuple, np.ndarray] = {}
 
     def has_mask(self, query: Query) -> bool:
         """Whether any frame of ``query`` has a non-null RLE (the official decode would run)."""
@@ -48,24 +56,33 @@ class _VideoMasks(GroundTruth):
 
     def _object(self, anno: int, t: int) -> np.ndarray | None:
         if t != self._frame:
-            self._frame, self._decoded = t, {}
+            self._frame, self._decoded, self._unions = t, {}, {}
         if anno not in self._decoded:
             rle = self.rles[anno][t]
             try:
-                self._decoded[anno] = rle_decode(rle) if rle else None
+                mask = rle_decode(rle) if rle else None
             except (ValueError, TypeError) as exc:
                 raise MaskError(f"{self.source} [{anno}]", f"entry {t}: malformed RLE "
                                                            f"({exc})") from None
+            if mask is not None:
+                mask.flags.writeable = False
+            self._decoded[anno] = mask
         return self._decoded[anno]
 
     def target_at(self, query: Query, t: int, shape: tuple[int, int]) -> np.ndarray:
         """Union of the query's objects on frame index ``t`` (empty ``shape`` mask if none)."""
-        fg = np.zeros(shape, bool)
-        for anno in query.target:
-            mask = self._object(anno, t)
-            if mask is not None:
-                fg |= mask
-        return fg
+        masks = [mask for anno in query.target if (mask := self._object(anno, t)) is not None]
+        if len(masks) == 1 and masks[0].shape == shape:
+            return masks[0]
+        key = (query.target, shape)
+        union = self._unions.get(key)
+        if union is None:
+            union = np.zeros(shape, bool)
+            for mask in masks:
+                union |= mask
+            union.flags.writeable = False
+            self._unions[key] = union
+        return union
 
     def target(self, query: Query, frame: str) -> tuple[np.ndarray, np.ndarray | None]:
         return self.target_at(query, self.index[frame], self.size or (1, 1)), None
@@ -88,6 +105,13 @@ class MeViS(Benchmark):
     prediction_reader = "cv2-gray"
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
+        root = Path(root)
+        if _is_split_dir(root):  # the official --mevis_exp_path folder, e.g. .../valid_u
+            if split not in (None, root.name):
+                raise ValueError(f"{self.name}: --data points at the {root.name!r} split folder "
+                                 f"but split {split!r} was asked for; pass the MeViS folder "
+                                 f"{root.parent} to choose another split")
+            root, split = root.parent, root.name
         super().__init__(root, split, decay_mode)
         self._videos: dict | None = None
         self._mask_dict: dict | None = None
@@ -100,7 +124,8 @@ class MeViS(Benchmark):
 
     @classmethod
     def looks_like(cls, path: Path) -> bool:
-        return any((path / split / META_EXPRESSIONS).is_file() for split in cls.splits)
+        return _is_split_dir(path) or any((path / split / META_EXPRESSIONS).is_file()
+                                          for split in cls.splits)
 
     # --- metadata ---------------------------------------------------------------------------
     @property
@@ -130,67 +155,78 @@ class MeViS(Benchmark):
     def frame_path(self, video: str, frame: str) -> Path:
         return self.split_dir / JPEG_DIR / video / f"{frame}{FRAME_EXT}"
 
+    def bind_predictions(self, store) -> None:
+        """Strict mode refuses PNGs OpenCV's grayscale read would misread (RGB, 16-bit, not a
+        PNG); official mode reads whatever the official script's ``cv2.imread`` reads."""
+        store.strict_format = self.missing == "strict"
+
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
         videos = self.videos
         mask_dict = self.mask_dict if self.has_gt else {}
         problems = list(self._load_problems)
-        meta_path = self.split_dir / META_EXPRESSIONS
+        check = JsonChecker(self.split_dir / META_EXPRESSIONS, problems)
         for video, record in videos.items():
-            where = f"{meta_path} [{video}]"
-            problems += video_record_problems(where, record)
-            if self.has_gt and _well_formed(record):
-                problems += self._validate_targets(video, record, mask_dict, where)
+            if check_video_record(check, video, record) and self.has_gt:
+                self._validate_targets(check, video, record, mask_dict)
         return problems
 
-    def _validate_targets(self, video: str, record: dict, mask_dict: dict, where: str) -> list:
-        problems = []
+    def _validate_targets(self, check: JsonChecker, video: str, record: dict,
+                          mask_dict: dict) -> None:
+        problems = check.problems
         n_frames = len(record["frames"])
         sizes: set[tuple[int, int]] = set()
         seen: set[int] = set()
+        masks = JsonChecker(self.split_dir / MASK_DICT, problems)
         for exp_id, exp in record["expressions"].items():
-            annos = exp.get("anno_id") if isinstance(exp, dict) else None
-            if not isinstance(annos, list) or not all(isinstance(a, int) and not isinstance(a, bool)
-                                                      for a in annos):
-                problems.append(Problem(where, f"expression {exp_id!r}: 'anno_id' must be a list "
-                                               "of integers (empty for a no-target expression)"))
-                continue
-            for anno in annos:
+            keys = ("videos", video, "expressions", exp_id)
+            annos = check.ints(exp.get("anno_id"), (*keys, "anno_id"), unique=True,
+                               what="integers (empty for a no-target expression)")
+            if "obj_id" in exp:
+                check.ints(exp["obj_id"], (*keys, "obj_id"), what="object indices")
+            for anno in annos or []:
                 if anno in seen:
                     continue
                 seen.add(anno)
                 entries = mask_dict.get(str(anno))
-                anno_where = f"{self.split_dir / MASK_DICT} [{anno}]"
                 if entries is None:
                     if self._mask_dict:  # a missing file is reported once, not per anno_id
-                        problems.append(Problem(anno_where, f"anno_id {anno} of {video}/{exp_id} "
-                                                            "is not in mask_dict.json"))
+                        masks.fail((str(anno),), f"anno_id {anno} of {video}/{exp_id} is not in "
+                                                 "mask_dict.json")
                     continue
                 if not isinstance(entries, list) or len(entries) != n_frames:
-                    problems.append(Problem(anno_where, f"expected a list of {n_frames} entries "
-                                                        f"(one per frame of {video})"))
+                    masks.fail((str(anno),), f"expected a list of {n_frames} entries (one per "
+                                             f"frame of {video})")
                     continue
                 for t, rle in enumerate(entries):
                     size = _rle_size(rle)
                     if size is None and rle is not None:
-                        problems.append(Problem(anno_where, f"entry {t} is neither null nor an "
-                                                            "RLE object {size: [H, W], counts}"))
+                        masks.fail((str(anno), t), "neither null nor an RLE object "
+                                                   "{size: [H, W], counts}")
                     elif size is not None:
                         sizes.add(size)
+        where = check.where(("videos", video))
         if len(sizes) > 1:
             shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
             problems.append(Problem(where, f"the RLE masks of this video have different sizes "
                                            f"(WxH: {shown})"))
         elif sizes:
             problems += self._check_image_size(video, record["frames"][0], next(iter(sizes)))
-        return problems
 
     def _check_image_size(self, video: str, frame: str, size: tuple[int, int]) -> list[Problem]:
         path = self.frame_path(video, frame)
-        if not path.is_file():
+        if not os.path.lexists(path):
             return []  # frames are optional for scoring
-        with Image.open(path) as image:
-            width, height = image.size
+        reason = file_problem(path)
+        if reason:
+            return [Problem(str(path), reason)]
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            what = "empty file (0 bytes)" if path.stat().st_size == 0 else \
+                f"unreadable image ({exc.__class__.__name__}: {exc})"
+            return [Problem(str(path), what)]
         if (height, width) != size:
             return [Problem(str(path), f"image is {width}x{height} (WxH) but the video's RLE "
                                        f"masks are {size[1]}x{size[0]}")]
@@ -200,7 +236,7 @@ class MeViS(Benchmark):
     def _build(self, with_gt: bool) -> list[VideoTask]:
         tasks = []
         for video, record in self.videos.items():
-            if video_record_problems(video, record):
+            if not well_formed(record):
                 continue
             frames = tuple(record["frames"])
             queries = []
@@ -353,15 +389,15 @@ class _VideoScorer:
         return self.shapes[query.unit]
 
 
-def _well_formed(record: object) -> bool:
-    """Whether a video record has the structure the target checks walk (lists and objects)."""
-    return isinstance(record, dict) and isinstance(record.get("frames"), list) \
-        and isinstance(record.get("expressions"), dict)
+def _is_split_dir(path: Path) -> bool:
+    """Whether ``path`` is one split's folder (``train``, ``valid_u``, ``valid``) itself."""
+    return path.name in MeViS.splits and (path / META_EXPRESSIONS).is_file()
 
 
 def _rle_size(rle: object) -> tuple[int, int] | None:
-    if isinstance(rle, dict) and "counts" in rle and isinstance(rle.get("size"), list) \
-            and len(rle["size"]) == 2 and all(isinstance(v, int) for v in rle["size"]):
+    if isinstance(rle, dict) and isinstance(rle.get("counts"), (str, list)) \
+            and isinstance(rle.get("size"), list) and len(rle["size"]) == 2 \
+            and all(is_int(v) and v > 0 for v in rle["size"]):
         return int(rle["size"][0]), int(rle["size"][1])
     return None
 

@@ -18,7 +18,7 @@ runs. Expressions never enter the score; they label the per-object rows.
 """
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from refvps.errors import MaskError, Problem
+from refvps.errors import MaskError, Problem, RefvpsError
 from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_MAX_PROPOSALS,
                             DAVIS_RESOLUTION, DAVIS_SEMANTICS, DAVIS_TEXT_DIR,
                             DAVIS_UNSUPERVISED_DIR, FRAME_EXT, IGNORE_LABEL, JPEG_DIR, MASK_EXT,
@@ -34,6 +34,8 @@ from refvps.formats import (DAVIS_FOLDER, DAVIS_IMAGESETS_DIR, DAVIS_MAX_PROPOSA
                             REFDAVIS_META_DIR, REFDAVIS_RUNS, ANNOTATION_DIR, refdavis_run_dir)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, TaskResult, VideoTask,
                                  group_means, read_digested)
+from refvps.inputs import check_png, read_file
+from refvps.loaders.jsonfiles import JsonChecker, read_json_object, read_name_list, show
 from refvps.loaders.davis_unsupervised import Mask, PairScores, make_mask
 from refvps.loaders.refdavis_predictions import run_layouts, too_many_proposals
 from refvps.loaders.refdavis_text import (RunExpression, convert_expressions, read_converted,
@@ -109,12 +111,15 @@ class RefDavis(Benchmark):
     unit_weight = "n_objects"  # the protocol averages over objects, not run-sequences
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017",
-                 runs: Sequence[int] = tuple(range(len(REFDAVIS_RUNS)))):
+                 runs: Sequence[int] | None = None):
         super().__init__(root, split, decay_mode)
+        self.runs_given = runs is not None
+        runs = tuple(range(len(REFDAVIS_RUNS))) if runs is None else tuple(runs)
         bad = [r for r in runs if r not in range(len(REFDAVIS_RUNS))]
         if bad or not runs:
             raise ValueError(f"{self.name}: runs must be a non-empty subset of 0..3, got {runs}")
         self.runs = tuple(sorted(set(runs)))
+        self.single_run = False  # predictions are one run folder's contents (<seq>/...)
         self.davis_dir = _davis_dir(self.root)
         converted = REFDAVIS_CONVERTED_SPLITS[self.split]
         self.converted_dir = self.root / converted
@@ -140,9 +145,8 @@ class RefDavis(Benchmark):
     def sequences(self) -> list[str]:
         """The split's sequences: the DAVIS ImageSets list, else the converted JSON's videos."""
         split_file = self.split_file()
-        if split_file is not None and split_file.is_file():
-            names = [line.strip() for line in split_file.read_text(encoding="utf-8").splitlines()]
-            return [n for n in names if n]
+        if split_file is not None and os.path.lexists(split_file):
+            return read_name_list(split_file, [], "sequence") or []
         if self.converted_meta.is_file():
             videos, _ = read_converted(self.converted_meta)
             return list(videos)
@@ -209,15 +213,46 @@ class RefDavis(Benchmark):
         path = self._semantics_file()
         if path is None:
             return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        data = read_json_object(path, [])
+        if data is None:
             return {}
         if path.name == "meta.json":
-            data = {seq: {k: v.get("category") for k, v in rec.get("objects", {}).items()}
-                    for seq, rec in data.get("videos", {}).items()}
+            videos = data.get("videos")
+            data = {seq: {k: v.get("category") for k, v in rec["objects"].items()
+                          if isinstance(v, dict)}
+                    for seq, rec in (videos.items() if isinstance(videos, dict) else ())
+                    if isinstance(rec, dict) and isinstance(rec.get("objects"), dict)}
         return {(seq, int(k)): str(v) for seq, objs in data.items() if isinstance(objs, dict)
                 for k, v in objs.items() if str(k).isdigit()}
+
+    def _validate_metadata(self, problems: list[Problem]) -> None:
+        """The optional category file and the converted expressions: readable and typed."""
+        path = self._semantics_file()
+        if path is not None:
+            data = read_json_object(path, problems)
+            check = JsonChecker(path, problems)
+            if data is not None and path.name == "meta.json":
+                videos = check.object(data.get("videos"), ("videos",)) or {}
+                for seq, rec in videos.items():
+                    if check.object(rec, ("videos", seq)) is not None:
+                        check.object(rec.get("objects", {}), ("videos", seq, "objects"))
+            elif data is not None:
+                for seq, objects in data.items():
+                    check.object(objects, (seq,))
+        if self.text_dir is None and self.converted_meta.is_file():
+            videos, _ = read_converted(self.converted_meta)
+            check = JsonChecker(self.converted_meta, problems)
+            for seq, record in videos.items():
+                if check.object(record, ("videos", seq)) is None:
+                    continue
+                expressions = check.object(record.get("expressions"), ("videos", seq,
+                                                                        "expressions"))
+                for exp_id, exp in (expressions or {}).items():
+                    keys = ("videos", seq, "expressions", exp_id)
+                    if check.object(exp, keys) is not None and \
+                            not str(exp.get("obj_id", "")).strip().isdigit():
+                        check.fail((*keys, "obj_id"), f"must be an integer string, got "
+                                                      f"{show(exp.get('obj_id'))}")
 
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
@@ -228,6 +263,8 @@ class RefDavis(Benchmark):
                             f"{self.converted_dir.name}/{ANNOTATION_DIR} (converted by ReferFormer)")]
         problems: list[Problem] = []
         split_file = self.split_file()
+        if split_file is not None and os.path.lexists(split_file):
+            read_name_list(split_file, problems, "sequence")
         if not self.sequences():
             where = split_file if split_file is not None else self.converted_meta
             problems.append(Problem(str(where), f"no sequences for split {self.split!r}"))
@@ -235,6 +272,7 @@ class RefDavis(Benchmark):
             problems += self._validate_sequence(seq)
         self.expressions()
         problems += self._expression_problems
+        self._validate_metadata(problems)
         return problems
 
     def _validate_sequence(self, seq: str) -> list[Problem]:
@@ -247,14 +285,15 @@ class RefDavis(Benchmark):
         for frame in frames:
             path = folder / f"{frame}{MASK_EXT}"
             try:
-                with Image.open(path) as image:
-                    mode, frame_size = image.mode, image.size
-            except OSError as exc:
-                problems.append(Problem(str(path), f"unreadable image ({exc})"))
+                header = check_png(read_file(path, head=64), str(path))
+            except MaskError as exc:
+                problems.append(Problem(exc.path, exc.what))
                 continue
-            if mode not in ("P", "L"):
-                problems.append(Problem(str(path), f"mode {mode!r}; annotations must be palette "
-                                                   "('P') or grayscale ('L') PNGs"))
+            frame_size = (header.width, header.height)
+            if header.color_type not in (0, 3) or header.bit_depth > 8:
+                problems.append(Problem(str(path), f"{header.bit_depth}-bit {header.color} PNG; "
+                                                   "annotations must be 8-bit palette ('P') or "
+                                                   "grayscale ('L') PNGs"))
             size = size or frame_size
             if frame_size != size:
                 problems.append(Problem(str(path), f"size {frame_size[0]}x{frame_size[1]} (WxH) "
@@ -286,16 +325,48 @@ class RefDavis(Benchmark):
     def frame_path(self, video: str, frame: str) -> Path:
         return self.jpeg_dir(video) / f"{frame}{FRAME_EXT}"
 
+    def run_base(self, run_dir: str, seq: str) -> str:
+        """The folder of one run's predictions of ``seq``: ``anno_<k>/<seq>``, or ``<seq>`` when
+        the predictions are a single run folder (as the official evaluator reads them)."""
+        return seq if self.single_run else f"{run_dir}/{seq}"
+
     def prediction_relpath(self, query: Query, frame: str) -> str:
         """Indexed layout (ReferFormer): ``anno_<k>/<seq>/<frame>.png``."""
-        return f"{query.query_id}/{query.video}/{frame}{MASK_EXT}"
+        return f"{self.run_base(query.query_id, query.video)}/{frame}{MASK_EXT}"
+
+    def bind_predictions(self, store) -> None:
+        """Recognise a single annotator run folder (``--preds .../anno_0``): sequence folders at
+        its top and no ``anno_<k>`` folder. Its run comes from its name or from ``runs``."""
+        tops = {f.split("/", 1)[0] for f in store.raw_files() if "/" in f}
+        run_dirs = {refdavis_run_dir(r): r for r in range(len(REFDAVIS_RUNS))}
+        if tops & set(run_dirs) or not tops & set(self.sequences()):
+            return
+        named = run_dirs.get(store.path.name.removesuffix(".zip"))
+        if self.runs_given and (len(self.runs) != 1 or named not in (None, self.runs[0])):
+            raise RefvpsError(f"{store.path} holds the predictions of one annotator run"
+                              f"{f' ({refdavis_run_dir(named)})' if named is not None else ''}; "
+                              f"--runs must name that one run, got {list(self.runs)}")
+        if not self.runs_given:
+            if named is None:
+                raise RefvpsError(f"{store.path} holds the predictions of one annotator run; say "
+                                  "which with --runs K (0..3; runs=(K,) in Python)")
+            self.runs = (named,)
+        self.single_run = True
+
+    def tolerated_prediction_paths(self) -> list[str]:
+        """Folders of the runs not selected by ``runs`` may sit beside the scored ones."""
+        if self.single_run:
+            return []
+        return [f"{refdavis_run_dir(run)}/{seq}/{MASK_EXT}" for run in range(len(REFDAVIS_RUNS))
+                if run not in self.runs for seq in self.sequences()]
 
     def required_predictions(self, store, tasks: list[VideoTask]) -> list[str]:
         """Every frame of every run: one indexed PNG, or one PNG in each per-object folder."""
         probes = [path for t in tasks for q in t.queries[:1] for f in q.frames[:1]
-                  for path in (self.prediction_relpath(q, f), f"{q.query_id}/{t.video}/1/{f}.png")]
+                  for path in (self.prediction_relpath(q, f),
+                               f"{self.run_base(q.query_id, t.video)}/1/{f}.png")]
         store.adapt_prefix(probes)
-        layouts = run_layouts(store, tasks)
+        layouts = run_layouts(store, tasks, self.run_base)
         return [path for t in tasks for q in t.queries for f in q.frames
                 for path in layouts[(q.query_id, t.video)].relpaths(f)]
 
@@ -321,7 +392,7 @@ class RefDavis(Benchmark):
     def score_task(self, task: VideoTask, reader, allow_missing: bool = False) -> TaskResult:
         """Score every run of one sequence, frame by frame, decoding its annotation once."""
         gt = self.load_gt(task)
-        layouts = run_layouts(reader, [task])
+        layouts = run_layouts(reader, [task], self.run_base)
         problems: list[Problem] = []
         runs = []
         for query in task.queries:

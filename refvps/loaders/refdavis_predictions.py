@@ -8,7 +8,7 @@ from the files present.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -63,11 +63,11 @@ class RunLayout:
         paths = self.relpaths(frame)
         n_ids = len(paths) if self.per_object else 0
         for index, relpath in enumerate(paths, 1):
-            data = reader.read_bytes(relpath)
-            if data is None:
-                missing.add(index)
-                continue
             try:
+                data = reader.read_bytes(relpath)
+                if data is None:
+                    missing.add(index)
+                    continue
                 labels = read_mask_bytes(data, reader.describe(relpath))
             except MaskError as exc:
                 return Problem(exc.path, exc.what)
@@ -81,24 +81,27 @@ class RunLayout:
             present = _present_ids(labels)
             n_ids = int(present.max(initial=0))
             if n_ids > DAVIS_MAX_PROPOSALS:
-                seq = self.base.split("/")[1]
+                seq = self.base.rsplit("/", 1)[-1]
                 return Problem(reader.describe(relpath),
                                too_many_proposals(seq, f"proposal id {n_ids} in this frame"))
             proposals = {int(k): _outside_void(labels == k, keep) for k in present}
         return proposals, n_ids, missing
 
 
-def run_layouts(store, tasks: Iterable[VideoTask]) -> dict[tuple[str, str], RunLayout]:
-    """The layout of every (run folder, sequence) of ``tasks`` in ``store``."""
-    wanted = {f"{q.query_id}/{t.video}/": (q.query_id, t.video) for t in tasks for q in t.queries}
+def run_layouts(store, tasks: Iterable[VideoTask],
+                base: Callable[[str, str], str]) -> dict[tuple[str, str], RunLayout]:
+    """The layout of every (run folder, sequence) of ``tasks`` in ``store``; ``base(run, seq)``
+    is the folder holding that run's predictions of the sequence."""
+    wanted = {f"{base(q.query_id, t.video)}/": (q.query_id, t.video)
+              for t in tasks for q in t.queries}
     names: dict[tuple[str, str], set[str]] = {key: set() for key in wanted.values()}
     for path in store.files():
-        parts = path.split("/", 2)
-        if len(parts) == 3:
-            key = wanted.get(f"{parts[0]}/{parts[1]}/")
+        for cut in (1, 2):
+            parts = path.split("/", cut)
+            key = wanted.get("/".join(parts[:-1]) + "/") if len(parts) == cut + 1 else None
             if key is not None:
-                names[key].add(parts[2])
-    return {key: RunLayout(f"{key[0]}/{key[1]}", found) for key, found in names.items()}
+                names[key].add(parts[-1])
+    return {key: RunLayout(base(*key), found) for key, found in names.items()}
 
 
 def _natural(name: str) -> tuple:

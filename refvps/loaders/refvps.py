@@ -7,6 +7,7 @@ consecutive annotated frames of an expression.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from refvps.formats import (ANNOTATION_DIR, CONCEPT_GROUPS, CONCEPTS_FILE, IGNOR
                             SPLITS_DIR)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, VideoTask, group_means,
                                  read_digested)
-from refvps.loaders.jsonfiles import read_json_object, read_videos
+from refvps.loaders.jsonfiles import (JsonChecker, read_json_object, read_name_list, read_videos,
+                                      show)
 from refvps.masks import read_mask
 
 REQUIRED_VIDEO_KEYS = ("frames", "anno_frames", "expressions")
@@ -78,7 +80,7 @@ class RefVPS(Benchmark):
 
     @classmethod
     def looks_like(cls, path: Path) -> bool:
-        return (path / META_EXPRESSIONS).is_file() and (path / ANNOTATION_DIR).is_dir()
+        return os.path.lexists(path / META_EXPRESSIONS) and (path / ANNOTATION_DIR).is_dir()
 
     # --- metadata ---------------------------------------------------------------------------
     @property
@@ -102,13 +104,14 @@ class RefVPS(Benchmark):
     def clip_ids(self) -> list[str]:
         """Clips of the split: the split list when present, else every clip in the metadata."""
         split_file = self._split_file()
-        if split_file.is_file():
-            names = [line.strip() for line in split_file.read_text(encoding="utf-8").splitlines()]
-            return [n for n in names if n]
+        if os.path.lexists(split_file):
+            return read_name_list(split_file, [], "clip") or []
         return sorted(self.meta)
 
     def concept_index(self) -> dict[str, dict]:
-        return {c.get("id"): c for c in self.concepts.get("concepts", []) if isinstance(c, dict)}
+        concepts = self.concepts.get("concepts")
+        return {c.get("id"): c for c in concepts if isinstance(c, dict)} \
+            if isinstance(concepts, list) else {}
 
     # --- validation -------------------------------------------------------------------------
     def validate(self) -> list[Problem]:
@@ -116,73 +119,126 @@ class RefVPS(Benchmark):
         meta = self.meta
         concepts = self.concepts
         problems += self._load_problems
-        meta_path = str(self.root / META_EXPRESSIONS)
         if not (self.root / REFVPS_FORMAT_FILE).is_file():
             problems.append(Problem(str(self.root / REFVPS_FORMAT_FILE),
                                     "missing (expected the text 'refvps-format 0.1')"))
-        known_groups = {g[0] for g in CONCEPT_GROUPS} | {
-            g.get("id") for g in concepts.get("groups", []) if isinstance(g, dict)}
-        concept_ids = self.concept_index()
-        for cid, concept in concept_ids.items():
-            for group in concept.get("groups", []):
-                if group not in known_groups:
-                    problems.append(Problem(str(self.root / CONCEPTS_FILE),
-                                            f"concept {cid!r}: unknown concept group {group!r}"))
-        for clip in self.clip_ids():
+        known_groups = {g[0] for g in CONCEPT_GROUPS}
+        concept_ids = self._validate_concepts(concepts, known_groups, problems)
+        split_file = self._split_file()
+        if os.path.lexists(split_file):
+            clips = read_name_list(split_file, problems, "clip")
+            if clips is not None and not clips:
+                problems.append(Problem(str(split_file), "the split list names no clip"))
+        else:
+            clips = sorted(meta)
+        check = JsonChecker(self.root / META_EXPRESSIONS, problems)
+        for clip in clips or []:
             if clip not in meta:
-                problems.append(Problem(str(self._split_file()),
+                problems.append(Problem(str(split_file),
                                         f"clip {clip!r} is not in {META_EXPRESSIONS}"))
                 continue
-            problems += self._validate_clip(clip, meta[clip], concept_ids, known_groups, meta_path)
+            self._validate_clip(check, clip, meta[clip], concept_ids, known_groups)
         return problems
 
-    def _validate_clip(self, clip: str, record: dict, concept_ids: dict, known_groups: set,
-                       meta_path: str) -> list[Problem]:
-        where = f"{meta_path} [{clip}]"
-        if not isinstance(record, dict):
-            return [Problem(where, "video record is not an object")]
-        problems = [Problem(where, f"missing key {key!r}")
-                    for key in REQUIRED_VIDEO_KEYS if key not in record]
-        if problems:
-            return problems
-        frames = [str(f) for f in record["frames"]]
-        frame_set = set(frames)
-        if len(frame_set) != len(frames):
-            problems.append(Problem(where, "duplicate names in 'frames'"))
-        for frame in record["anno_frames"]:
-            if str(frame) not in frame_set:
-                problems.append(Problem(where, f"annotated frame {frame!r} is not in 'frames'"))
-        concept = record.get("concept")
-        if concept is not None and concept_ids and concept not in concept_ids:
-            problems.append(Problem(where, f"unknown concept id {concept!r} (not in "
-                                           f"{CONCEPTS_FILE})"))
-        for group in record.get("concept_groups", []):
-            if group not in known_groups:
-                problems.append(Problem(where, f"unknown concept group {group!r}"))
-        expressions = record["expressions"]
-        if not isinstance(expressions, dict) or not expressions:
-            problems.append(Problem(where, "'expressions' must be a non-empty object"))
+    def _validate_concepts(self, concepts: dict, known_groups: set,
+                           problems: list[Problem]) -> dict:
+        """Check concepts.json; the known group ids grow by its groups. Returns the concepts."""
+        check = JsonChecker(self.root / CONCEPTS_FILE, problems)
+        if not concepts:
+            return {}
+        groups = concepts.get("groups", [])
+        if isinstance(groups, list):
+            for index, group in enumerate(groups):
+                if check.object(group, ("groups", index)) is not None and \
+                        check.text(group.get("id"), ("groups", index, "id")) is not None:
+                    known_groups.add(group["id"])
         else:
-            for exp_id, exp in expressions.items():
-                if not isinstance(exp, dict) or not str(exp.get("exp", "")).strip():
-                    problems.append(Problem(where, f"expression {exp_id!r} has no text"))
-                elif not exp.get("obj_id"):
-                    problems.append(Problem(where, f"expression {exp_id!r} has no obj_id"))
-        size = _record_size(record)
-        anno_dir = self.root / ANNOTATION_DIR / clip
-        for frame in record["anno_frames"]:
-            path = anno_dir / f"{frame}.png"
-            if not path.is_file():
-                problems.append(Problem(str(path), "annotated frame has no annotation PNG"))
+            check.fail(("groups",), f"must be a list of group objects, got {show(groups)}")
+        listed = concepts.get("concepts", [])
+        if not isinstance(listed, list):
+            check.fail(("concepts",), f"must be a list of concept objects, got {show(listed)}")
+            return {}
+        index_of: dict[str, dict] = {}
+        for index, concept in enumerate(listed):
+            keys = ("concepts", index)
+            if check.object(concept, keys) is None or \
+                    check.text(concept.get("id"), (*keys, "id")) is None:
                 continue
+            cid = concept["id"]
+            if cid in index_of:
+                check.fail((*keys, "id"), f"duplicate concept id {cid!r}")
+            index_of[cid] = concept
+            for group in check.strings(concept.get("groups", []), (*keys, "groups"),
+                                       what="group ids", non_empty=False) or []:
+                if group not in known_groups:
+                    check.fail((*keys, "groups"), f"unknown concept group {group!r}")
+        return index_of
+
+    def _validate_clip(self, check: JsonChecker, clip: str, record: object, concept_ids: dict,
+                       known_groups: set) -> None:
+        keys = ("videos", clip)
+        if check.object(record, keys) is None:
+            return
+        missing = [key for key in REQUIRED_VIDEO_KEYS if key not in record]
+        if missing:
+            check.fail(keys, f"missing key(s) {', '.join(map(repr, missing))}")
+            return
+        frames = check.strings(record["frames"], (*keys, "frames"), what="frame names")
+        anno = check.strings(record["anno_frames"], (*keys, "anno_frames"),
+                             what="annotated frame names")
+        if frames is not None and anno is not None:
+            position = {f: t for t, f in enumerate(frames)}
+            outside = [f for f in anno if f not in position]
+            for frame in outside:
+                check.fail((*keys, "anno_frames"), f"annotated frame {frame!r} is not in 'frames'")
+            inside = [position[f] for f in anno if f in position]
+            if inside != sorted(inside):
+                check.fail((*keys, "anno_frames"), "must follow the order of 'frames' (scores "
+                                                   "over time depend on it)")
+        size = [check.integer(record[key], (*keys, key), minimum=1)
+                for key in ("height", "width") if key in record]
+        concept = record.get("concept")
+        if concept is not None:
+            if not isinstance(concept, str):
+                check.fail((*keys, "concept"), f"must be a concept id, got {show(concept)}")
+            elif concept_ids and concept not in concept_ids:
+                check.fail((*keys, "concept"), f"unknown concept id {concept!r} (not in "
+                                               f"{CONCEPTS_FILE})")
+        for group in check.strings(record.get("concept_groups", []), (*keys, "concept_groups"),
+                                   what="concept group ids", non_empty=False) or []:
+            if group not in known_groups:
+                check.fail((*keys, "concept_groups"), f"unknown concept group {group!r}")
+        expressions = check.object(record["expressions"], (*keys, "expressions"), non_empty=True)
+        for exp_id, exp in (expressions or {}).items():
+            exp_keys = (*keys, "expressions", exp_id)
+            if check.object(exp, exp_keys) is None:
+                continue
+            check.text(exp.get("exp"), (*exp_keys, "exp"))
+            check.ints(exp.get("obj_id"), (*exp_keys, "obj_id"), what="object ids",
+                       non_empty=True, unique=True, minimum=1, maximum=IGNORE_LABEL - 1)
+        if anno is not None and None not in size:
+            self._validate_annotations(clip, anno, _record_size(record), check.problems)
+        if frames is not None:
+            self._validate_frames(clip, frames, check.problems)
+
+    def _validate_annotations(self, clip: str, anno_frames: list[str],
+                              size: tuple[int, int] | None, problems: list[Problem]) -> None:
+        anno_dir = self.root / ANNOTATION_DIR / clip
+        for frame in anno_frames:
+            path = anno_dir / f"{frame}.png"
             try:
                 labels = read_mask(path)
             except MaskError as exc:
-                problems.append(Problem(exc.path, exc.what))
+                what = "annotated frame has no annotation PNG" if exc.what == "file not found" \
+                    else exc.what
+                problems.append(Problem(exc.path, what))
                 continue
             if size is not None and labels.shape != size:
-                problems.append(Problem(str(path), f"size {labels.shape[1]}x{labels.shape[0]} "
-                                                   f"(WxH), meta says {size[1]}x{size[0]}"))
+                problems.append(Problem(
+                    str(path), f"size {labels.shape[1]}x{labels.shape[0]} (WxH), meta says "
+                               f"{size[1]}x{size[0]}"))
+
+    def _validate_frames(self, clip: str, frames: list[str], problems: list[Problem]) -> None:
         jpeg_dir = self.root / JPEG_DIR / clip
         if jpeg_dir.is_dir():
             present = {p.stem for p in jpeg_dir.iterdir()}
@@ -190,7 +246,6 @@ class RefVPS(Benchmark):
             if absent:
                 problems.append(Problem(str(jpeg_dir), f"{len(absent)} frame(s) listed in "
                                                        f"'frames' are missing, e.g. {absent[0]}"))
-        return problems
 
     # --- tasks ------------------------------------------------------------------------------
     def tasks(self) -> list[VideoTask]:

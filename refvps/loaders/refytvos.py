@@ -22,7 +22,8 @@ from refvps.formats import (ANNOTATION_DIR, FRAME_EXT, JPEG_DIR, META_EXPRESSION
                             clean_expression)
 from refvps.loaders.base import (Benchmark, GroundTruth, Query, VideoTask, group_means,
                                  read_digested)
-from refvps.loaders.jsonfiles import read_json_object, read_videos, video_record_problems
+from refvps.loaders.jsonfiles import (JsonChecker, check_video_record, read_json_object,
+                                      read_videos, show, well_formed)
 
 
 class _PaletteGT(GroundTruth):
@@ -97,10 +98,13 @@ class RefYouTubeVOS(Benchmark):
             path = self.root / "train" / YTVOS_META
             if self.split == "train" and path.is_file():
                 data = read_json_object(path, self._load_problems) or {}
-                for video, record in (data.get("videos") or {}).items():
-                    for obj_id, obj in ((record or {}).get("objects") or {}).items():
-                        if isinstance(obj, dict) and obj.get("category"):
-                            self._categories[(video, str(obj_id))] = str(obj["category"])
+                check = JsonChecker(path, self._load_problems)
+                for video, record in (check.object(data.get("videos"), ("videos",)) or {}).items():
+                    record = check.object(record, ("videos", video)) or {}
+                    objects = check.object(record.get("objects", {}), ("videos", video, "objects"))
+                    for obj_id, obj in (objects or {}).items():
+                        if isinstance(obj, dict) and isinstance(obj.get("category"), str):
+                            self._categories[(video, str(obj_id))] = obj["category"]
         return self._categories
 
     def metadata_files(self) -> list[Path]:
@@ -122,35 +126,30 @@ class RefYouTubeVOS(Benchmark):
     def validate(self) -> list[Problem]:
         videos, _ = self.videos, self.categories  # loading records the metadata problems
         problems = list(self._load_problems)
-        meta_path = self.meta_path(self.split)
+        check = JsonChecker(self.meta_path(self.split), problems)
         for video, record in videos.items():
-            where = f"{meta_path} [{video}]"
-            record_problems = video_record_problems(where, record)
-            problems += record_problems
-            if self.split == "train" and not record_problems:
-                problems += self._validate_train_video(video, record, where)
+            if check_video_record(check, video, record) and self.split == "train":
+                self._validate_train_video(check, video, record)
         return problems
 
-    def _validate_train_video(self, video: str, record: dict, where: str) -> list[Problem]:
-        problems = []
+    def _validate_train_video(self, check: JsonChecker, video: str, record: dict) -> None:
         for exp_id, exp in record["expressions"].items():
-            if _object_id(exp) is None:
-                problems.append(Problem(where, f"expression {exp_id!r}: 'obj_id' must be an "
-                                               f"integer string, got {exp.get('obj_id')!r}"))
+            if isinstance(exp, dict) and _object_id(exp) is None:
+                check.fail(("videos", video, "expressions", exp_id, "obj_id"),
+                           f"must be an integer string, got {show(exp.get('obj_id'))}")
         folder = self.annotation_dir(video)
         present = {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
         absent = [f for f in record["frames"] if f not in present]
         if absent:
-            problems.append(Problem(str(folder), f"{len(absent)} listed frame(s) have no "
-                                                 f"annotation PNG, e.g. {absent[0]}.png"))
-        return problems
+            check.problems.append(Problem(str(folder), f"{len(absent)} listed frame(s) have no "
+                                                       f"annotation PNG, e.g. {absent[0]}.png"))
 
     # --- tasks ------------------------------------------------------------------------------
     def tasks(self) -> list[VideoTask]:
         tasks = []
         categories = self.categories
         for video, record in self.videos.items():
-            if video_record_problems(video, record):
+            if not well_formed(record):
                 continue
             frames = tuple(record["frames"])
             queries = []

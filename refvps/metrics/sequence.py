@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import warnings
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 
-DecayMode = Literal["davis2017", "davis2017-numpy1", "fixed"]
-DECAY_MODES: tuple[str, ...] = ("davis2017", "davis2017-numpy1", "fixed")
+from refvps.metrics.modes import DECAY_MODES, DecayMode
 
 
 def _nanmean(values: np.ndarray) -> float:

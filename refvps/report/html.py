@@ -22,9 +22,9 @@ def image_tag(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def table_html(table: pd.DataFrame) -> str:
+def table_html(table: pd.DataFrame, digits: int = 4) -> str:
     return table.to_html(index=False, border=0, na_rep="-", escape=True,
-                         float_format=lambda v: f"{v:.4f}")
+                         float_format=lambda v: f"{v:.{digits}f}")
 
 
 def render_page(title: str, header: list[str], sections: list[tuple[str, list[str]]]) -> str:

@@ -56,6 +56,11 @@ class Run:
         return [m for m in self.summary.get("headline", ["J"]) if m in self.units.columns]
 
 
+_ID_DTYPES = {"unit": str, "video": str, "query_id": str, "frame": str, "exp_id": str,
+              "object_id": str}
+"""Id columns stay text: a video "00012" or a frame "00000" must not come back as the integer."""
+
+
 def _parse_lists(table: pd.DataFrame) -> pd.DataFrame:
     """List-valued columns (e.g. concept_groups) come back from CSV as "['a', 'b']" strings."""
     for column in table.columns:
@@ -85,7 +90,8 @@ def load_run(folder: str | Path) -> Run:
         path = folder / name
         if not path.is_file():
             raise RefvpsError(f"{path}: missing (listed in {summary_path})")
-        tables[path.stem] = _parse_lists(pd.read_csv(path, keep_default_na=True))
+        tables[path.stem] = _parse_lists(pd.read_csv(path, keep_default_na=True,
+                                                     dtype=_ID_DTYPES))
     frames = tables.pop("frames")
     units = tables.pop(Path(unit_file).stem)
     return Run(folder, summary, frames, units, tables)

@@ -112,6 +112,27 @@ def run_ci(run: Run, n_boot: int = DEFAULT_BOOT, seed: int = 0,
                         n_boot=n_boot, seed=seed, level=level, weight=run.unit_weight)
 
 
+def group_intervals(units: pd.DataFrame, key: str, cluster: str = "video",
+                    n_boot: int = DEFAULT_BOOT, seed: int = 0, level: float = 0.95,
+                    weight: str | None = None, metric: str = "J") -> pd.DataFrame:
+    """Per value of ``key`` (a concept, a class): the mean ``metric`` of its units and a
+    bootstrap interval resampling its ``cluster`` values (videos) with replacement.
+
+    A list-valued key (concept groups) counts a unit in each of its groups. A group drawn from
+    one cluster has a zero-width interval: nothing to resample.
+    """
+    if units[key].map(lambda v: isinstance(v, (list, tuple))).any():
+        units = units.explode(key)
+    rows = []
+    for value, part in units.groupby(key, sort=True):
+        ci = bootstrap_ci(part, [metric], cluster, False, n_boot=n_boot, seed=seed, level=level,
+                          weight=weight).iloc[0]
+        rows.append({key: value, metric: ci["estimate"], "ci_low": ci["ci_low"],
+                     "ci_high": ci["ci_high"], "n_units": len(part),
+                     f"n_{cluster}s": int(ci["n_clusters"])})
+    return pd.DataFrame(rows)
+
+
 # --- paired comparison ------------------------------------------------------------------------
 def permutation_pvalue(diff_num: np.ndarray, den: np.ndarray, n_perm: int = DEFAULT_PERM,
                        seed: int = 0) -> tuple[float, str]:

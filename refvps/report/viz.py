@@ -1,7 +1,9 @@
 """Overlay videos of one query: GT (pink), Ignore (yellow), prediction (cyan), expression caption.
 
-Frames are the query's scored frames; the MP4 is written with ``cv2.VideoWriter`` (mp4v), the GIF
-with Pillow. Frame images come from ``Benchmark.frame_path``.
+Frames are the query's scored frames. MP4 is H.264 (yuv420p, ``+faststart``) and WebM is VP9, both
+encoded by PyAV, whose wheels ship FFmpeg with libx264 and libvpx (no system ffmpeg; OpenCV's
+wheel can only write MPEG-4 Part 2, which browsers refuse). PyAV is the optional ``video`` extra,
+imported only here; GIF needs only Pillow. Frame images come from ``Benchmark.frame_path``.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ IGNORE_COLOUR = (255, 215, 0)      # yellow
 PRED_COLOUR = (0, 200, 255)        # cyan
 FILL_ALPHA = 0.45
 CAPTION_PX = 14
-VIDEO_EXTS = (".mp4", ".gif")
+VIDEO_CODECS = {".mp4": ("mp4", "libx264"), ".webm": ("webm", "libvpx-vp9")}
+"""Output suffix -> (container, PyAV encoder); both play in Chromium, Firefox and Safari 14+."""
+VIDEO_EXTS = (*VIDEO_CODECS, ".gif")
 
 
 def find_query(bench: Benchmark, video: str, query_id: str) -> Query:
@@ -95,33 +99,65 @@ def bench_task(bench: Benchmark, query: Query):
 
 
 def write_video(frames: list[np.ndarray], out: str | Path, fps: float) -> Path:
-    """Write RGB frames (padded to a common even size) as .mp4 (OpenCV) or .gif (Pillow)."""
-    import cv2
+    """Write RGB frames (padded to a common even size) as H.264 .mp4, VP9 .webm or .gif.
+
+    Written atomically: a temporary file beside ``out`` renamed over it when complete.
+    """
+    from refvps.fileio import atomic_write
 
     out = Path(out)
-    if out.suffix.lower() not in VIDEO_EXTS:
+    suffix = out.suffix.lower()
+    if suffix not in VIDEO_EXTS:
         raise RefvpsError(f"{out}: unsupported output type; use one of {', '.join(VIDEO_EXTS)}")
     if not frames:
         raise RefvpsError("nothing to render: the query has no scored frames")
+    if not fps > 0:
+        raise RefvpsError(f"frame rate must be positive, got {fps}")
     height = max(f.shape[0] for f in frames) + max(f.shape[0] for f in frames) % 2
     width = max(f.shape[1] for f in frames) + max(f.shape[1] for f in frames) % 2
     padded = [np.pad(f, ((0, height - f.shape[0]), (0, width - f.shape[1]), (0, 0)))
               for f in frames]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".gif":
+    if suffix == ".gif":
         images = [Image.fromarray(f) for f in padded]
-        images[0].save(out, save_all=True, append_images=images[1:],
-                       duration=int(round(1000 / fps)), loop=0)
+        atomic_write(out, lambda handle: images[0].save(
+            handle, format="GIF", save_all=True, append_images=images[1:],
+            duration=int(round(1000 / fps)), loop=0))
         return out
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RefvpsError(f"{out}: OpenCV could not open an mp4 writer")
-    try:
-        for frame in padded:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+    av = _import_av(out)
+    container_format, codec = VIDEO_CODECS[suffix]
+    atomic_write(out, lambda handle: _encode(av, padded, handle, fps, container_format, codec))
     return out
+
+
+def _import_av(out: Path):
+    try:
+        import av
+    except ImportError:
+        raise RefvpsError(f"{out}: writing {out.suffix} needs PyAV, which ships the H.264 and "
+                          "VP9 encoders: pip install 'refvps[video]' (or write a .gif)") from None
+    return av
+
+
+def _encode(av, frames: list[np.ndarray], handle, fps: float, container_format: str,
+            codec: str) -> None:
+    import tempfile
+    from fractions import Fraction
+
+    # encoded into a scratch file, then copied into ``handle``: ``+faststart`` (index first, so
+    # a browser starts playing before the download ends) reopens the output by its path
+    scratch = tempfile.TemporaryDirectory(prefix="refvps-viz-")
+    path = Path(scratch.name) / f"video.{container_format}"
+    options = {"movflags": "+faststart"} if container_format == "mp4" else {}
+    with scratch, av.open(str(path), "w", format=container_format, options=options) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"            # the chroma format every browser decodes
+        stream.options = {"crf": "20"} if codec == "libx264" else {"crf": "32", "b": "0"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+        container.close()
+        handle.write(path.read_bytes())
 
 
 def render_video(bench: Benchmark, video: str, query_id: str, out: str | Path,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,7 +114,8 @@ def test_binds_loopback_unless_asked(server, workspace):
     srv, _, _ = server
     assert srv.server_address[0] == "127.0.0.1"
     ws_dir, _ = workspace
-    wide = AnnotateServer(Session(Workspace(ws_dir), ScriptedBackend()), host="0.0.0.0", port=0)
+    copy = shutil.copytree(ws_dir, ws_dir.parent / "ws-copy")  # one server per workspace
+    wide = AnnotateServer(Session(Workspace(copy), ScriptedBackend()), host="0.0.0.0", port=0)
     try:
         assert wide.server_address[0] == "0.0.0.0"
     finally:

@@ -183,7 +183,11 @@ def test_cli_export_and_agreement(workspace, tmp_path):
         result = runner.invoke(main, ["annotate", "export", str(ws_dir), "--to", str(tmp_path / root)])
         assert result.exit_code == 0, result.output
     s.stroke("00000", "erase", [[x, y] for x in range(0, 128, 4) for y in (36, 44)], 4)
-    runner.invoke(main, ["annotate", "export", str(ws_dir), "--to", str(tmp_path / "b")])
+    result = runner.invoke(main, ["annotate", "export", str(ws_dir), "--to", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "--replace" in result.output  # never replaced silently
+    result = runner.invoke(main, ["annotate", "export", str(ws_dir), "--to", str(tmp_path / "b"),
+                                  "--replace"])
+    assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["agreement", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
     summary = json.loads(result.output)
     a = read_mask(tmp_path / "a" / "ref-vps" / "Annotations" / "vps_square" / "00000.png")

@@ -102,6 +102,30 @@ STANDINS = textwrap.dedent('''
             mask = np.zeros((h, w), bool)
             mask[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = True
             return [np.repeat(mask[None], len(frames), 0) for _ in expressions]
+
+
+    @dataclass
+    class LoadConfig:
+        log: str = ""
+        repo: str = ""           # an upstream checkout (its commit goes to run.json)
+        checkpoint: str = ""     # a file (its sha256 goes to run.json)
+        fail: bool = False       # load() raises, as a model with a missing checkpoint does
+
+
+    class Loads(BaseSegmenter):
+        """Logs each load; empty masks. ``fail=true``: every load raises."""
+
+        Config = LoadConfig
+        version = "7"
+        upstream = "acme/model@0123abc"
+
+        def load(self):
+            _log(self.config.log, {"event": "load", "pid": os.getpid()})
+            if self.config.fail:
+                raise FileNotFoundError("stand-in checkpoint /nowhere/ckpt.pth not found")
+
+        def segment(self, frames, expression):
+            return np.zeros((len(frames), *frames[0].shape[:2]), bool)
 ''')
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from refvps.baselines.protocol import ModelLoadError
 from refvps.baselines.runner import predict
-from refvps.baselines.subprocess_mode import SubprocessSegmenter, WorkerCrashed
+from refvps.baselines.subprocess_mode import SubprocessSegmenter
 from refvps.baselines.worker import read_masks, write_masks
 from refvps.loaders import load_benchmark
 

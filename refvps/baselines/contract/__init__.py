@@ -30,9 +30,9 @@ The fields:
     The checkout's folder name under ``--upstream DIR``, as GitHub names the repository
     (``ReferEverything``, ``VD-IT``, ``UniRef``, ``SOLA``).
 ``commit``
-    The pinned upstream commit (a prefix is fine); the harness checks the checkout is at it
-    when the checkout is a git work tree, else reads ``.refvps-commit`` in the checkout or
-    trusts the folder (exported trees carry no history).
+    The pinned upstream commit (a prefix is fine; the wrapper's ``upstream`` attribute must
+    end with ``@<commit>``). When the checkout is a git work tree the harness refuses one at
+    another commit and checks ``run.json``'s ``upstream_commit``; a plain folder is trusted.
 ``envs``
     Model -> requirements file name in ``refvps/baselines/envs/`` (package data; models sharing
     a file share one environment). ``pip install -r`` of that file must resolve on the
@@ -49,8 +49,8 @@ The fields:
     ``repo`` (a ``Path`` to the checkout) importable the way the wrapper imports it (the
     function may call :func:`refvps.baselines.models.common.enter_upstream`). It writes a
     random-weight checkpoint *in the upstream's own format* (and any base-model folders,
-    tokenizers, configs) under ``folder`` (a ``Path``), shrunk so one query of about 30 frames
-    at 64 x 96 takes seconds to minutes on 2 CPU cores, deterministic (seeded), and with no
+    tokenizers, configs) under ``folder`` (a ``Path``), shrunk so one query on the contract
+    clip (29 frames of 96 x 160) takes seconds to minutes on 2 CPU cores, seeded, and with no
     download (``HF_HUB_OFFLINE=1`` is set). It returns the ``--model-arg`` values for
     ``refvps predict`` (strings; ``repo`` is added by the harness, and ``device=cpu`` unless
     the function sets ``device``). The harness records the sha256 of the file named by the

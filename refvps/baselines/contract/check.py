@@ -9,7 +9,6 @@ what it wrote (:func:`output_problems`). One line per model; ``--json`` prints
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from refvps.baselines.base import file_sha256
 from refvps.baselines.contract import ContractSpec, model_specs
 from refvps.baselines.contract.venvs import ensure_env, install_refvps, python_of
 
@@ -65,14 +65,6 @@ def checkout_commit(checkout: Path) -> Optional[str]:
     done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"],
                           capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_root() -> Optional[Path]:
@@ -231,7 +223,7 @@ def check_model(model: str, upstream: Path, work: Path, *, explicit: bool = True
         result.reason = f"refvps predict exited with {code}:\n{_tail(log)}"
         return result
     checkpoint = model_args.get("checkpoint")
-    digest = sha256_of(Path(checkpoint)) if checkpoint else ""
+    digest = file_sha256(checkpoint) if checkpoint else ""
     problems = output_problems(data, out, spec, checkout, digest)
     if problems:
         result.status = "failed"

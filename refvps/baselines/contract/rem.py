@@ -81,14 +81,14 @@ def write_ms(folder: Path) -> Dict[str, str]:
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id))
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(32, 64),
-                        layers_per_block=1, sample_size=64)
-    unet = UNet3DConditionModel(sample_size=32, in_channels=4, out_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 3,
+                        up_block_types=("UpDecoderBlock2D",) * 3,
+                        block_out_channels=(32, 32, 64), layers_per_block=1, sample_size=32)
+    unet = UNet3DConditionModel(sample_size=8, in_channels=4, out_channels=4,
                                 down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
                                 up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
                                 block_out_channels=(32, 64), layers_per_block=1,
-                                cross_attention_dim=32, attention_head_dim=4)
+                                cross_attention_dim=32, attention_head_dim=8)
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               clip_sample=False, set_alpha_to_one=False)
     TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,

@@ -123,8 +123,6 @@ class REMModelScope(BaseSegmenter):
     path_fields = ("repo", "checkpoint")
 
     def load(self) -> None:
-        import torch
-
         cfg = self.config
         set_offline(cfg.offline)
         enter_upstream(cfg.repo)
@@ -189,13 +187,11 @@ class REMWan(BaseSegmenter):
     upstream = "miccooper9/ReferEverything@6dcc5a9"
     needs_gpu = True
     Config = REMWanConfig
-    packages = ("torch", "torchvision", "diffusers", "transformers")
+    packages = ("torch", "diffusers", "transformers")  # want2v_wrapper needs no torchvision
     path_fields = ("repo", "checkpoint", "base_dir")
     clip_lens = WAN_CLIP_LENS
 
     def load(self) -> None:
-        import torch
-
         cfg = self.config
         if cfg.clip_len not in WAN_CLIP_LENS:
             raise ValueError(f"clip_len must be one of {WAN_CLIP_LENS}, got {cfg.clip_len}")

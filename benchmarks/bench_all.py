@@ -1,0 +1,253 @@
+"""Every speed ratio of issue 13 in one run, against the literal official scorers in tests/.
+
+Workloads are generated in code. Each comparison runs its contenders interleaved, round after
+round, and prints the min and median ratio over the rounds. The primary figure is CPU time of
+this process (``time.process_time``): the machines this runs on are shared, and CPU time is
+what another process on the same cores changes least. Wall time is printed where parallelism is
+the point (2 workers vs 1). The load average is printed before every section.
+
+1. F per frame, refvps vs the literal davis2017 ``db_eval_boundary`` (tests/literal_davis.py),
+   on each scene class of tests/_scenes.py at 480x854 and 720x1280 and on the mix of 8 kinds.
+2. PNG decoding: refvps' readers vs ``cv2.imdecode`` grayscale and ``np.array(PIL.Image.open)``
+   on PIL-written masks.
+3. MeViS end to end on PIL-written predictions: the literal ``eval_mevis.py``
+   (tests/_official_mevis.py, one process) vs ``refvps.evaluate`` with 1 and 2 workers vs the
+   decode floor (``cv2.imread`` grayscale of every prediction); peak memory at two sizes.
+4. Ref-DAVIS unsupervised: refvps vs the literal dense evaluator
+   (tests/literal_davis_unsupervised.py).
+5. ``refvps --help`` and an argument error, wall time of a fresh process.
+
+    python benchmarks/bench_all.py --quick      # about a minute on 2 idle cores
+    python benchmarks/bench_all.py              # the issue's sizes (12,000 MeViS frames)
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+import _official_mevis as official_mevis  # noqa: E402  (tests/)
+import literal_davis_unsupervised as davis_literal  # noqa: E402  (tests/)
+from _scenes import MIX, SCENES  # noqa: E402  (tests/)
+from literal_davis import literal_f  # noqa: E402  (tests/)
+
+from refvps.evaluation import evaluate  # noqa: E402
+from refvps.loaders import load_benchmark  # noqa: E402
+from refvps.masks import read_mask_bytes  # noqa: E402
+from refvps.metrics import contour_accuracy  # noqa: E402
+from refvps.predictions import PredictionStore  # noqa: E402
+
+
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def cpu_time(fn, reps: int = 1) -> float:
+    started = time.process_time()
+    for _ in range(reps):
+        fn()
+    return (time.process_time() - started) / reps
+
+
+def ratios(slow: list[float], fast: list[float]) -> str:
+    values = [s / f for s, f in zip(slow, fast)]
+    return f"min {min(values):6.1f}x  median {statistics.median(values):6.1f}x"
+
+
+# --- 1. F per frame ---------------------------------------------------------------------------
+def bench_f(rounds: int, instances: int, reps: int) -> None:
+    print(f"\n1. F per frame vs literal davis2017 db_eval_boundary (CPU time; {load()})")
+    print(f"   {instances} frames per class, {reps} reps each, {rounds} interleaved rounds")
+    for shape in ((480, 854), (720, 1280)):
+        rng = np.random.default_rng(shape[0])
+        frames = {name: [gen(rng, shape) for _ in range(instances)] for name, gen in MIX.items()}
+        for name, items in frames.items():
+            for gt, pred, void in items:
+                assert contour_accuracy(gt, pred, void) == literal_f(pred, gt, void), name
+        literal = {name: [] for name in frames}
+        ours = {name: [] for name in frames}
+        for _ in range(rounds):
+            for name, items in frames.items():
+                literal[name].append(sum(cpu_time(lambda: literal_f(p, g, v), reps)
+                                         for g, p, v in items))
+                ours[name].append(sum(cpu_time(lambda: contour_accuracy(g, p, v), reps)
+                                      for g, p, v in items))
+        print(f"   {shape[0]}x{shape[1]}   {'class':<22} {'literal ms':>10} {'refvps ms':>10}")
+        for name in [*SCENES, "mix"]:
+            if name == "mix":
+                slow = [sum(literal[n][r] for n in MIX) for r in range(rounds)]
+                fast = [sum(ours[n][r] for n in MIX) for r in range(rounds)]
+                count = instances * len(MIX)
+            else:
+                slow, fast, count = literal[name], ours[name], instances
+            print(f"   {'':9} {name:<22} {min(slow) / count * 1e3:10.3f} "
+                  f"{min(fast) / count * 1e3:10.3f}   {ratios(slow, fast)}")
+
+
+# --- 2. PNG decoding ----------------------------------------------------------------------------
+def bench_png(rounds: int, count: int) -> None:
+    print(f"\n2. PNG decoding of PIL-written 480x854 masks (CPU time; {load()})")
+    rng = np.random.default_rng(7)
+    names = list(MIX)
+    blobs = []
+    for index in range(count):
+        _gt, pred, _void = MIX[names[index % len(names)]](rng, (480, 854))
+        buffer = io.BytesIO()
+        Image.fromarray(pred.astype(np.uint8) * 255).save(buffer, format="PNG")
+        blobs.append(buffer.getvalue())
+    store = PredictionStore(ROOT, reader="cv2-gray")
+    for data in blobs:
+        reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert np.array_equal(store.decode_binary(data, "x"), reference != 0)
+        assert np.array_equal(read_mask_bytes(data, "x"), np.array(Image.open(io.BytesIO(data))))
+    timings: dict[str, list[float]] = {k: [] for k in ("cv2", "refvps-cv2", "pil", "refvps-pil")}
+    for _ in range(rounds):
+        timings["cv2"].append(cpu_time(lambda: [
+            cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_GRAYSCALE) != 0 for d in blobs]))
+        timings["refvps-cv2"].append(cpu_time(lambda: [store.decode_binary(d, "x") for d in blobs]))
+        timings["pil"].append(cpu_time(lambda: [np.array(Image.open(io.BytesIO(d)))
+                                                for d in blobs]))
+        timings["refvps-pil"].append(cpu_time(lambda: [read_mask_bytes(d, "x") for d in blobs]))
+    for ref, ours in (("cv2", "refvps-cv2"), ("pil", "refvps-pil")):
+        print(f"   {ours:<11} {min(timings[ours]) / count * 1e6:7.0f} us/frame vs {ref:<4} "
+              f"{min(timings[ref]) / count * 1e6:7.0f} us/frame   "
+              f"{ratios(timings[ref], timings[ours])}")
+
+
+# --- 3. MeViS end to end --------------------------------------------------------------------------
+def _rusage_children() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_mevis(frames: int, rounds: int, work: Path) -> None:
+    from bench_mevis import FRAMES, build, peak_rss_mib
+
+    print(f"\n3. MeViS end to end, {frames} expression-frames at 480x854, PNGs written by PIL "
+          f"({load()})")
+    scale = frames / FRAMES / 2200
+    root, preds, n_frames = build(work / "mevis-a", scale, writer="pil")
+    split = root / "mevis" / "valid_u"
+    paths = sorted(str(p) for p in preds.rglob("*.png"))
+
+    def floor():
+        for path in paths:
+            cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+
+    def official():
+        return official_mevis.summary(official_mevis.eval_mevis(str(preds), str(split)))
+
+    runs = {key: [] for key in ("floor", "official", "refvps-1", "refvps-2 wall", "refvps-1 wall")}
+    result = expected = None
+    for _ in range(rounds):
+        runs["floor"].append(cpu_time(floor))
+        started = time.process_time()
+        expected = official()
+        runs["official"].append(time.process_time() - started)
+        started, wall = time.process_time(), time.perf_counter()
+        result = evaluate(preds, "mevis", root, "valid_u", workers=1, progress=False)
+        runs["refvps-1"].append(time.process_time() - started)
+        runs["refvps-1 wall"].append(time.perf_counter() - wall)
+        wall = time.perf_counter()
+        pooled = evaluate(preds, "mevis", root, "valid_u", workers=2, progress=False)
+        runs["refvps-2 wall"].append(time.perf_counter() - wall)
+        assert pooled.metrics == result.metrics
+    j, f, _jf = expected
+    print(f"   J refvps {result.metrics['J']!r} official {j!r}; F refvps {result.metrics['F']!r} "
+          f"official {f!r}; identical: {result.metrics['J'] == j and result.metrics['F'] == f}")
+    for key in ("floor", "official", "refvps-1"):
+        print(f"   {key:<22} {min(runs[key]):8.2f} s CPU  {n_frames / min(runs[key]):7.0f} frames/s")
+    print(f"   refvps 1 worker vs official (CPU):       {ratios(runs['official'], runs['refvps-1'])}")
+    print(f"   refvps 1 worker / decode floor (CPU):    min "
+          f"{min(r / fl for r, fl in zip(runs['refvps-1'], runs['floor'])):.2f}  median "
+          f"{statistics.median(r / fl for r, fl in zip(runs['refvps-1'], runs['floor'])):.2f}")
+    print(f"   2 workers vs 1 worker (wall):            "
+          f"{ratios(runs['refvps-1 wall'], runs['refvps-2 wall'])}")
+    small_root, small_preds, small_frames = build(work / "mevis-b", scale / 2, seed=1,
+                                                  writer="pil")
+    print(f"   peak RSS of a fresh 1-worker eval: {peak_rss_mib(small_root, small_preds):.0f} MiB "
+          f"at {small_frames} frames, {peak_rss_mib(root, preds):.0f} MiB at {n_frames} frames")
+
+
+# --- 4. Ref-DAVIS --------------------------------------------------------------------------------
+def bench_refdavis(n_seqs: int, n_frames: int, rounds: int, work: Path) -> None:
+    from bench_refdavis import make_data
+
+    print(f"\n4. Ref-DAVIS unsupervised, {n_seqs} sequences x {n_frames} frames, 3 objects x 5 "
+          f"proposals, 480x854 ({load()})")
+    root = work / "refdavis"
+    names = make_data(root, n_seqs, n_frames, 3, 5, (480, 854))
+    bench = load_benchmark("ref-davis", root, runs=(0,))
+    gt_root = root / "ref-davis/DAVIS/Annotations_unsupervised/480p"
+    literal, ours = [], []
+    for _ in range(rounds):
+        started = time.process_time()
+        expected = davis_literal.evaluate_run(gt_root, root / "preds/anno_0", names)
+        literal.append(time.process_time() - started)
+        started = time.process_time()
+        result = evaluate(root / "preds", bench, workers=1, progress=False)
+        ours.append(time.process_time() - started)
+    print(f"   J&F refvps {result.metrics['J&F']!r} literal {expected['J&F']!r} identical: "
+          f"{result.metrics['J&F'] == expected['J&F']}")
+    print(f"   literal {min(literal):.2f} s CPU, refvps 1 worker {min(ours):.2f} s CPU   "
+          f"{ratios(literal, ours)}")
+
+
+# --- 5. command line -------------------------------------------------------------------------------
+def bench_cli(rounds: int) -> None:
+    print(f"\n5. Command line start-up, wall time of a fresh process, min of {rounds} ({load()})")
+    commands = {"python -c pass": [sys.executable, "-c", "pass"],
+                "refvps --help": [sys.executable, "-m", "refvps", "--help"],
+                "refvps eval (argument error)": [sys.executable, "-m", "refvps", "eval", "-b",
+                                                 "nope", "--preds", "."]}
+    for label, command in commands.items():
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=False)
+            times.append(time.perf_counter() - started)
+        print(f"   {label:<30} {min(times):6.3f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--only", choices=["f", "png", "mevis", "refdavis", "cli"], nargs="*")
+    parser.add_argument("--dir", type=Path, default=None, help="work folder (default: temp)")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    sections = set(args.only or ["f", "png", "mevis", "refdavis", "cli"])
+    quick = args.quick
+    print(f"bench_all ({'quick' if quick else 'full'}), {os.cpu_count()} CPUs, {load()}")
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        work = Path(tmp)
+        if "f" in sections:
+            bench_f(rounds=3 if quick else 5, instances=2 if quick else 6, reps=2 if quick else 3)
+        if "png" in sections:
+            bench_png(rounds=3 if quick else 5, count=40 if quick else 200)
+        if "mevis" in sections:
+            bench_mevis(frames=1200 if quick else 12000, rounds=2 if quick else 2, work=work)
+        if "refdavis" in sections:
+            bench_refdavis(*((2, 8) if quick else (8, 30)), rounds=2, work=work)
+        if "cli" in sections:
+            bench_cli(rounds=3 if quick else 7)
+    print(f"\ndone ({load()})")
+
+
+if __name__ == "__main__":
+    main()

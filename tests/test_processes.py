@@ -1,0 +1,110 @@
+"""Real `refvps eval` processes with worker pools: started from an awkward folder, and killed.
+
+These run the installed ``refvps`` console script (what a user runs), never a stand-in.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.heavy_refvps import build_heavy
+from tests.refvps_fixture import build_refvps, write_predictions
+
+psutil = pytest.importorskip("psutil", reason="psutil is a dev dependency (pip install -e .[dev])")
+
+
+def _refvps_command() -> list[str]:
+    script = Path(sys.executable).parent / "refvps"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("refvps")
+    if found is None:
+        pytest.skip("the refvps console script is not installed (pip install -e .)")
+    return [found]
+
+
+def test_workers_do_not_import_from_the_current_folder(tmp_path):
+    """A folder named refvps in the current folder (e.g. the parent of a clone) is not refvps."""
+    build_refvps(tmp_path / "data")
+    preds = write_predictions(tmp_path / "preds", dx=2)
+    cwd = tmp_path / "parent-of-a-clone"
+    (cwd / "refvps").mkdir(parents=True)
+    scores = {}
+    for workers in ("1", "2"):
+        run = subprocess.run(_refvps_command() + [
+            "eval", "--data", str(tmp_path / "data"), "--preds", str(preds), "-j", workers,
+            "--json", "--no-record", "--no-progress"], cwd=cwd, capture_output=True, text=True,
+            timeout=300)
+        assert run.returncode == 0, run.stderr
+        scores[workers] = json.loads(run.stdout)["metrics"]
+    assert scores["2"] == scores["1"]
+
+
+def _wait_for_workers(proc: subprocess.Popen, workers: int, timeout: float = 120) -> list:
+    """The eval's descendants, once its pool's workers are running."""
+    main = psutil.Process(proc.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        children = main.children(recursive=True)
+        pool = [c for c in children if _is_worker(c)]
+        if len(pool) >= workers:
+            time.sleep(0.5)  # let them get into their first task
+            return main.children(recursive=True)
+        time.sleep(0.05)
+    raise AssertionError("the pool never started")
+
+
+def _is_worker(process) -> bool:
+    try:
+        return process.parent() is not None and process.parent().pid != os.getpid() \
+            and "forkserver" in " ".join(process.parent().cmdline())
+    except psutil.Error:
+        return False
+
+
+@pytest.fixture(scope="module")
+def heavy(tmp_path_factory):
+    return build_heavy(tmp_path_factory.mktemp("heavy"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_killing_eval_ends_its_workers(heavy, tmp_path, signum):
+    data, preds = heavy
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_refvps_command() + [
+        "eval", "--data", str(data), "--preds", str(preds), "-j", "2", "--no-record",
+        "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)  # the signal reaches the eval only, not its workers
+    descendants = []
+    try:
+        descendants = _wait_for_workers(proc, workers=2)
+        assert len(descendants) >= 3  # fork server and two workers (and a resource tracker)
+        os.kill(proc.pid, signum)
+        started = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=15)  # returns once nobody holds the pipes
+        elapsed = time.monotonic() - started
+        gone, alive = psutil.wait_procs(descendants, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+        assert elapsed < 10
+    finally:
+        for process in [*descendants, psutil.Process(proc.pid)] if proc.poll() is None \
+                else descendants:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+    assert proc.returncode != 0
+    assert not out.exists()  # nothing half-written where the outputs go
+    if signum != signal.SIGKILL:  # clean-ups ran: no staging folder left beside it either
+        assert not list(tmp_path.glob(".out*")), list(tmp_path.iterdir())
+        assert b"Traceback" not in stderr, stderr.decode()

@@ -103,14 +103,23 @@ def run_command(eval_out, as_json, **options):
     click.echo(result.to_json() if as_json else result.to_text())
 
 
-@click.command("models")
+@click.group("models", invoke_without_command=True)
 @click.option("--check", "check", default=None, metavar="NAME",
               help="Say what is missing to run NAME (upstream code, checkpoints, packages, GPU).")
 @click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=VALUE",
               help="Model arguments to check (paths, python=...).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def models_command(check, model_arg, as_json):
-    """List every registered model, or check one."""
+@click.pass_context
+def models_command(ctx, check, model_arg, as_json):
+    """List every registered model, or check one (`refvps models doctor NAME` checks deeper).
+
+    \b
+    Example:
+      refvps models --check sola --model-arg python=/envs/sola/bin/python \\
+        --model-arg repo=/opt/SOLA --model-arg checkpoint=/ckpt/epoch_13.pth
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from refvps.baselines.registry import registered, segmenter_class
 
     if check is None:
@@ -151,3 +160,55 @@ def models_command(check, model_arg, as_json):
             click.echo(f"{check}: nothing to check")
     if any(not r.ok for r in requirements):
         sys.exit(1)
+
+
+@models_command.command("doctor")
+@click.argument("name")
+@click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=VALUE",
+              help="Model argument (repeatable), as for `refvps predict`; python=PATH checks "
+                   "that environment.")
+@click.option("--smoke", is_flag=True, help="Also run one query on five small frames.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor_command(name, model_arg, smoke, as_json):
+    """Check NAME's installation inside its environment: upstream import, checkpoint keys,
+    versions (sam2, transformers, torch/CUDA), base models, GPU memory; --smoke runs a query.
+
+    \b
+    Example:
+      refvps models doctor sola --smoke --model-arg python=/envs/sola/bin/python \\
+        --model-arg repo=/opt/SOLA --model-arg checkpoint=/ckpt/epoch_13.pth \\
+        --model-arg sam2_checkpoint=/ckpt/sam2_hiera_large.pt
+    """
+    from refvps.baselines.doctor import FAIL, run_doctor
+
+    checks = run_doctor(name, _model_args(model_arg), smoke_run=smoke)
+    if as_json:
+        click.echo(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        for check in checks:
+            click.echo(f"[{check.status}] {check.what}" + (f": {check.detail}" if check.detail else ""))
+            if check.fix and check.status != "ok":
+                click.echo(f"    fix: {check.fix}")
+    failed = [c for c in checks if c.status == FAIL]
+    if failed or not checks:
+        click.echo(f"{name}: {len(failed)} problem(s)" if failed else f"{name}: no checks ran",
+                   err=True)
+        sys.exit(1)
+    click.echo(f"{name}: all checks passed", err=True)
+
+
+@models_command.command("env")
+@click.argument("name")
+def env_command(name):
+    """Print the requirements file of NAME's environment (resolved with pip; see its comments).
+
+    \b
+    Example:
+      refvps models env sola > sola.txt && pip install -r sola.txt
+    """
+    from refvps.baselines.contract import requirements_text
+
+    try:
+        click.echo(requirements_text(name), nl=False)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="NAME") from None

@@ -17,7 +17,6 @@ from refvps.baselines import create
 from refvps.baselines.protocol import ModelLoadError
 from refvps.baselines.clips import fit_clip_len, plan_fixed, plan_tail, shorter_clip_len, stitch
 from refvps.baselines.models.common import short_side_size, shortest_edge_size
-from refvps.baselines.models.sola import drop_part_masks, keyframes, sola_union
 from refvps.baselines.models.uniref import clean_string
 
 
@@ -68,21 +67,6 @@ def test_resize_rules_by_hand():
     assert shortest_edge_size(720, 1280, 480, 1333) == (480, 853)  # 853.33 -> 853
     assert shortest_edge_size(100, 1000, 480, 1333) == (133, 1333)  # long side capped
     assert clean_string("The man's red-hat / (left)!") == "the mans red hat   left"
-
-
-def test_sola_selection_by_hand():
-    big = np.zeros((4, 4), bool)
-    big[:, :3] = True
-    part = np.zeros((4, 4), bool)
-    part[:2, :2] = True
-    other = np.zeros((4, 4), bool)
-    other[:, 3] = True
-    assert drop_part_masks([part, big, other]) == [1, 2]
-    masklets = np.stack([np.stack([big, big]), np.stack([other, other])])
-    assert np.array_equal(sola_union(masklets, np.array([0.9, 0.7]), 0.5)[0], big | other)
-    assert not sola_union(masklets, np.array([0.1, 0.5]), 0.5).any()  # 0.5 is not > 0.5
-    assert not sola_union(np.zeros((0, 2, 4, 4), bool), np.zeros(0), 0.5).any()
-    assert keyframes(9, "first-middle") == [0, 4] and keyframes(9, "every:4") == [0, 4, 8]
 
 
 # --- REM --------------------------------------------------------------------------------------
@@ -355,6 +339,11 @@ def test_rem_wan_without_bf16_autocast_meets_the_dtype_mix(tmp_path, monkeypatch
 
 # --- VD-IT --------------------------------------------------------------------------------------
 VDIT = {
+    # Mirrors VD-IT@e44bd79: opts.py get_args_parser (only the flags the wrapper passes), and
+    # models/__init__.py build_model_diff_cross(args) -> (model, criterion, postprocessors) whose
+    # VDIT.forward(samples, captions, targets) (models/diffvos_cross.py) on the non-a2d/jhmdb path
+    # picks the best query itself and returns pred_masks [b, t, 1, H_pad, W_pad] logits at the
+    # padded input size (pixel_shuffle(4) of stride-4 mask features).
     "opts.py": '''
         import argparse
         def get_args_parser():
@@ -417,6 +406,12 @@ def test_vdit_glue(tmp_path, monkeypatch, fresh_modules):
 
 # --- UniRef++ -----------------------------------------------------------------------------------
 UNIREF = {
+    # Mirrors UniRef@16442cf: the vendored detectron2's config.get_cfg / checkpoint.
+    # DetectionCheckpointer / modeling.build_model, detectron2.projects.uniref.add_uniref_config,
+    # and projects/UniRef/uniref/uniref.py: forward() -> inference_rvos_vl() for
+    # task "rvos" / dataset "refytvos", which calls forward_text([x["expressions"] ...]) (a
+    # ValueError unless each is a str) and writes 0/255 'L' PNGs to
+    # save_path_prefix/<video>/<exp_id>/<file name without .jpg>.png.
     "detectron2/__init__.py": "",
     "detectron2/config.py": '''
         class Node(dict):
@@ -452,13 +447,18 @@ UNIREF = {
                 self.cfg, self.save_path_prefix = cfg, None
             def eval(self):
                 return self
+            def forward_text(self, captions, device):
+                if not isinstance(captions[0], str):
+                    raise ValueError("Please mask sure the caption is a list of string")
             def __call__(self, batches):
                 b = batches[0]
+                assert b["task"] == "rvos" and b["dataset_name"].startswith("refytvos")
+                self.forward_text([x["expressions"] for x in batches], device="cuda")
                 with open(os.environ["STANDIN_LOG"], "a") as f:
                     f.write(json.dumps({k: v for k, v in b.items() if k != "image"}) + "\\n")
                     f.write(json.dumps([list(i.shape) + [str(i.dtype)] for i in b["image"]][:1]) + "\\n")
                 for name in b["file_names"]:
-                    stem = os.path.splitext(os.path.basename(name))[0]
+                    stem = name.split("/")[-1].replace(".jpg", "")
                     mask = np.zeros((b["height"], b["width"]), np.uint8)
                     mask[: b["height"] // 2] = 255
                     path = os.path.join(self.save_path_prefix, b["video"], b["exp_id"], stem + ".png")
@@ -479,10 +479,17 @@ def test_uniref_glue(tmp_path, monkeypatch, fresh_modules):
     masks = model.predict(_frames([1, 1, 0], height=90, width=160), "The dog's tail-end!")
     batch, shapes = _log(log)
     assert batch["task"] == "rvos" and batch["dataset_name"] == "refytvos"
-    assert batch["expressions"] == ["the dogs tail end"]
+    assert batch["expressions"] == "the dogs tail end"  # a str, as the test-time mapper leaves it
     assert (batch["height"], batch["width"]) == (90, 160) and len(batch["file_names"]) == 3
     assert shapes == [[3, 480, 853, "torch.uint8"]]  # ResizeShortestEdge(480, 1333), CHW uint8
     assert model.model.loaded == "/ckpt/swinl.pth"
     assert model.model.cfg["merged"].endswith("configs/eval/swin-l/eval_rvos_swin-l.yaml")
     assert model.model.cfg["MODEL"]["WEIGHTS"] == "/ckpt/swinl.pth"
     assert masks.shape == (3, 90, 160) and masks[:, :45].all() and not masks[:, 45:].any()
+
+
+def test_vdit_set_device_gets_an_index():
+    pytest.importorskip("torch", reason="needs torch")
+    from refvps.baselines.models.vdit import cuda_index
+
+    assert cuda_index("cuda:3") == 3 and cuda_index("cuda:0") == 0

@@ -100,3 +100,73 @@ def resize_scores(scores, height: int, width: int):
     import torch.nn.functional as F
 
     return F.interpolate(scores, size=(height, width), mode="bilinear", align_corners=False)
+
+
+UPSTREAM_MARKERS = {
+    "ReferEverything": ("models/mst2v_wrapper.py", "models/want2v_wrapper.py"),
+    "VD-IT": ("models/diffvos_cross.py", "inference_davis.py", "Text-To-Video-Finetuning"),
+    "UniRef": ("projects/UniRef/uniref/uniref.py", "detectron2/projects/__init__.py"),
+    "SOLA": ("module/module.py", "track_generation/generate_tokens_grid.py", "configs/mevis"),
+}
+"""Files or folders that only each upstream repository has (at the pinned commits)."""
+
+
+def identify_repo(path: str) -> str:
+    """Which upstream ``path`` is a checkout of (a key of :data:`UPSTREAM_MARKERS`), or ''."""
+    for name, markers in UPSTREAM_MARKERS.items():
+        if all(os.path.exists(os.path.join(path, marker)) for marker in markers):
+            return name
+    return ""
+
+
+def repo_problem(path: str, expected: str) -> str:
+    """Why ``path`` is not a checkout of ``expected`` ('' when it is)."""
+    if not path:
+        return "not given (pass --model-arg repo=DIR)"
+    if not os.path.isdir(path):
+        return f"{path} is not a folder"
+    found = identify_repo(path)
+    if found == expected:
+        return ""
+    missing = [m for m in UPSTREAM_MARKERS[expected] if not os.path.exists(os.path.join(path, m))]
+    what = f"it looks like the {found} repository" if found else "it is no known upstream checkout"
+    return f"{path} is not a {expected} checkout: {what} (missing {', '.join(missing)})"
+
+
+def with_repo_check(requirements: list, repo: str, expected: str) -> list:
+    """``requirements`` with the ``repo`` path check replaced by a check of what it holds."""
+    from refvps.baselines.base import Requirement
+
+    problem = repo_problem(repo, expected)
+    check = Requirement(f"repo {repo} ({expected} checkout)" if repo else "repo (model argument)",
+                        not problem, problem)
+    return [check if r.what.startswith("repo") else r for r in requirements]
+
+
+def checkpoint_keys_check(what: str, path: str, key: str, fix: str):
+    """A doctor check that ``path`` loads with torch and holds a dict with ``key``."""
+    from refvps.baselines.base import file_sha256
+    from refvps.baselines.doctor import FAIL, OK, Check
+
+    if not os.path.isfile(path):
+        return None  # reported with the paths
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        return Check(what, FAIL, f"torch.load failed: {type(exc).__name__}: {str(exc)[:300]}", fix)
+    if not isinstance(state, dict) or key not in state:
+        found = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
+        return Check(what, FAIL, f"no {key!r} entry (found {found})", fix)
+    return Check(what, OK, f"{len(state[key])} tensors under {key!r}; sha256 "
+                 f"{file_sha256(path)[:16]}... (upstream publishes no checksum)")
+
+
+def cuda_only_check(model: str, device: str, why: str):
+    from refvps.baselines.doctor import FAIL, Check
+
+    if str(device).startswith("cuda"):
+        return None
+    return Check("device", FAIL, f"{model} cannot run on {device}: {why}",
+                 "run it on a machine with an NVIDIA GPU (device=cuda)")

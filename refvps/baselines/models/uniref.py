@@ -3,11 +3,15 @@
 The wrapper builds the detectron2 model from the upstream eval config, feeds one expression as
 the batched input ``inference_rvos_vl`` expects (``dataset_name='refytvos'``: online, frame by
 frame, first and previous masks as references, top-1 query, score > 0.3 else empty, sigmoid >
-0.5, resized to the frame size) and reads back the 0/255 PNGs the model writes under
+0.5, resized to the frame size), the expression a ``str`` as the test-time mapper leaves it
+(``ytvis_dataset_mapper.py``; ``forward_text`` rejects a list), and reads back the 0/255 PNGs the model writes under
 ``model.save_path_prefix`` (a temporary folder). Frames go through ``ResizeShortestEdge(480,
 1333)``; the expression through ``clean_string``. Worked around (docs/baselines.md §3.5): cwd =
 repo root (relative ``pretrained_models/``); the ImageNet resnet18 that model building
-downloads must be in ``TORCH_HOME`` (checked by ``refvps models --check``).
+downloads (``vos_helper/mod_resnet.py``: ``resnet18-5c106cde.pth``) must be in
+``$TORCH_HOME/hub/checkpoints`` when offline. CPU: upstream cannot run there. Importing the model
+imports ``MultiScaleDeformableAttention`` (``models/deformable_detr/ops``, CUDA-only build), and
+``forward_text`` moves the text to ``"cuda"``.
 """
 from __future__ import annotations
 
@@ -21,7 +25,20 @@ from typing import List
 import numpy as np
 
 from refvps.baselines.base import BaseSegmenter
-from refvps.baselines.models.common import enter_upstream, pil_resize, set_offline, shortest_edge_size
+from refvps.baselines.models.common import (checkpoint_keys_check, cuda_only_check, enter_upstream,
+                                            pil_resize, set_offline, shortest_edge_size,
+                                            with_repo_check)
+
+RESNET18_URL = "https://download.pytorch.org/models/resnet18-5c106cde.pth"
+RESNET18_FILE = "resnet18-5c106cde.pth"  # vos_helper/mod_resnet.py, via model_zoo.load_url
+
+
+def torch_hub_file(name: str) -> str:
+    """Where ``torch.hub.load_state_dict_from_url`` keeps ``name`` ($TORCH_HOME/hub/checkpoints)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return os.path.join(home, "hub", "checkpoints", name)
+
 
 _REMOVED = re.compile(r"[.,'!?\"()*#:;]")
 
@@ -51,11 +68,43 @@ class _UniRef(BaseSegmenter):
     path_fields = ("repo", "checkpoint")
     backbone = ""
 
+    def requirements(self):
+        return with_repo_check(super().requirements(), self.config.repo, "UniRef")
+
     def config_file(self) -> str:
         if self.config.config:
             return self.config.config
         return os.path.join(self.config.repo, "projects", "UniRef", "configs", "eval",
                             self.backbone, f"eval_rvos_{self.backbone}.yaml")
+
+    def doctor_checks(self):
+        """What ``refvps models doctor uniref-*`` checks beyond paths and torch (see doctor.py)."""
+        from refvps.baselines.doctor import FAIL, OK, Check, try_import
+
+        cfg = self.config
+        for check in (cuda_only_check("UniRef++", cfg.device, "its deformable-attention op and "
+                                      "flash-attn build only with CUDA, and forward_text uses cuda"),
+                      try_import("MultiScaleDeformableAttention", "cd REPO/projects/UniRef/uniref/"
+                                 "models/deformable_detr/ops && bash make.sh (needs CUDA)",
+                                 "UniRef op MultiScaleDeformableAttention"),
+                      try_import("flash_attn", "pip install --no-build-isolation flash-attn==2.0.6"),
+                      try_import("transformers", "pip install transformers==4.31.0"),
+                      checkpoint_keys_check(f"checkpoint {cfg.checkpoint}", cfg.checkpoint, "model",
+                                            "pass the UniRef++ checkpoint of this backbone")):
+            if check is not None:
+                yield check
+        config = self.config_file()
+        yield (Check(f"config {config}", OK) if os.path.isfile(config) else
+               Check(f"config {config}", FAIL, "not found", "pass --model-arg config=FILE"))
+        bert = os.path.join(cfg.repo, "pretrained_models", "bert-base-uncased")
+        yield (Check("text model", OK, bert) if os.path.isfile(os.path.join(bert, "config.json"))
+               else Check("text model", FAIL, f"{bert}/config.json not found", "huggingface-cli "
+                          f"download bert-base-uncased --local-dir {bert}"))
+        resnet = torch_hub_file(RESNET18_FILE)
+        yield (Check("ImageNet resnet18", OK, resnet) if os.path.isfile(resnet) else
+               Check("ImageNet resnet18", FAIL if cfg.offline else "warn",
+                     f"{resnet} not found (vos_helper/mod_resnet.py loads it)",
+                     f"python -c \"import torch; torch.hub.load_state_dict_from_url('{RESNET18_URL}')\""))
 
     def load(self) -> None:
         cfg = self.config
@@ -91,7 +140,7 @@ class _UniRef(BaseSegmenter):
             batch = {"task": "rvos", "dataset_name": "refytvos", "image": images,
                      "height": height, "width": width, "video": "video", "exp_id": "0",
                      "file_names": [f"video/{n}.jpg" for n in names],
-                     "expressions": [clean_string(expression)]}
+                     "expressions": clean_string(expression)}
             with torch.no_grad():
                 self.model([batch])
             return read_back(folder, names, height, width)

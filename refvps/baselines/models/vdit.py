@@ -7,10 +7,14 @@ bilinearly to the frame size and thresholded with ``sigmoid > 0.5``. Clips of ``
 (36, the Ref-DAVIS script's; 0 = the whole video as on Ref-YouTube-VOS). Worked around
 (docs/baselines.md §2.6): ``inference_ytvos.py`` is never imported (it pins GPU 7); cwd is the
 repo root; a seed per (expression, video length) for the stochastic VAE sampling; the model
-runs on the current CUDA device because the backbone calls ``.cuda()``.
+runs on the current CUDA device (``cuda`` means ``cuda:<current>``) because the backbone calls
+``.cuda()``. CPU: upstream cannot run there. ``models/ops`` (MultiScaleDeformableAttention) builds
+only with CUDA and is imported when the model is built, and the backbone's forward calls
+``.cuda()`` (``models/itcross_video_swin_transformer.py``).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import List
 
@@ -18,10 +22,11 @@ import numpy as np
 
 from refvps.baselines.base import BaseSegmenter
 from refvps.baselines.clips import plan_fixed
-from refvps.baselines.models.common import (IMAGENET_MEAN, IMAGENET_STD, derive_seed,
+from refvps.baselines.models.common import (IMAGENET_MEAN, IMAGENET_STD, checkpoint_keys_check,
+                                            cuda_only_check, derive_seed,
                                             enter_upstream, pil_resize, resize_scores,
                                             seed_everything, set_offline, short_side_size,
-                                            to_normalised_chw)
+                                            to_normalised_chw, with_repo_check)
 
 VDIT_FLAGS = ("--with_box_refine", "--binary", "--freeze_text_encoder", "--eval",
               "--backbone", "itcross_video_swin", "--dataset_file", "davis")
@@ -38,6 +43,15 @@ def vdit_masks(pred_masks, resized: tuple, height: int, width: int, threshold: f
     h, w = resized
     logits = resize_scores(pred_masks[:, :, :h, :w], height, width)
     return (logits.sigmoid() > threshold)[:, 0].cpu().numpy()
+
+
+def cuda_index(device: str) -> int:
+    """The GPU index of ``device`` for ``torch.cuda.set_device`` (which refuses a bare
+    ``"cuda"``): the given index, else the current device."""
+    import torch
+
+    index = torch.device(device).index
+    return torch.cuda.current_device() if index is None else index
 
 
 @dataclass
@@ -64,13 +78,46 @@ class VDIT(BaseSegmenter):
     packages = ("torch", "torchvision", "diffusers", "transformers", "MultiScaleDeformableAttention")
     path_fields = ("repo", "checkpoint")
 
+    def requirements(self):
+        return with_repo_check(super().requirements(), self.config.repo, "VD-IT")
+
+    def doctor_checks(self):
+        """What ``refvps models doctor vd-it`` checks beyond paths and torch (see doctor.py)."""
+        from refvps.baselines.doctor import FAIL, OK, Check, hub_model_check, try_import
+
+        cfg = self.config
+        for check in (cuda_only_check("VD-IT", cfg.device, "its deformable-attention op builds "
+                                      "only with CUDA and its backbone calls .cuda()"),
+                      try_import("MultiScaleDeformableAttention",
+                                 "cd REPO/models/ops && python setup.py build install (needs CUDA)",
+                                 "VD-IT op MultiScaleDeformableAttention"),
+                      try_import("diffusers", "pip install -r <(refvps models env vd-it)"),
+                      checkpoint_keys_check(f"checkpoint {cfg.checkpoint}", cfg.checkpoint, "model",
+                                            "pass VD-IT's released checkpoint (a dict with 'model')")):
+            if check is not None:
+                yield check
+        found = try_import("transformers", "pip install transformers==4.36.2")
+        if found.status == OK and tuple(int(p) for p in found.detail.split()[0].split(".")[:2]) < (4, 25):
+            found = Check("transformers", FAIL, found.detail + "; the vendored mydiffusers needs "
+                          ">= 4.25.1 (upstream's requirements.txt pins 4.12.5)",
+                          "pip install transformers==4.36.2")
+        yield found
+        base = os.path.join(cfg.repo, "Text-To-Video-Finetuning", "mymodels", "model_scope_diffusers")
+        missing = [d for d in ("unet", "vae", "text_encoder", "tokenizer")
+                   if not os.path.isdir(os.path.join(base, d))]
+        yield (Check("ModelScope T2V base", FAIL, f"{base} lacks {', '.join(missing)}",
+                     "git clone https://huggingface.co/damo-vilab/text-to-video-ms-1.7b into it")
+               if missing else Check("ModelScope T2V base", OK, base))
+        for name in ("laion/CLIP-ViT-H-14-laion2B-s32B-b79K", "roberta-base"):
+            yield hub_model_check(f"hub model {name}", name, cfg.offline)
+
     def load(self) -> None:
         import torch
 
         cfg = self.config
         set_offline(cfg.offline)
         if str(cfg.device).startswith("cuda"):
-            torch.cuda.set_device(torch.device(cfg.device))
+            torch.cuda.set_device(cuda_index(cfg.device))
         enter_upstream(cfg.repo)
         import opts
         from models import build_model_diff_cross

@@ -17,6 +17,7 @@ import hmac
 import http.client
 import ipaddress
 import json
+import logging
 import re
 import secrets
 import sys
@@ -61,6 +62,7 @@ _THUMB_ROUTE = re.compile(r"^/thumbs/(?P<frame>\d{5})\.jpg$")
 _JOB_ROUTE = re.compile(r"^/api/job/since/(?P<since>\d{1,6})$")
 _PLAN_ROUTE = re.compile(r"^/api/plan/(?P<frame>\d{5})/(?P<direction>[a-z]+)$")
 THUMB_HEIGHT = 54
+_log = logging.getLogger(__name__)
 RECONNECT_PAGE = b"""<!doctype html><meta charset="utf-8"><title>refvps annotate: reconnect</title>
 <body style="font:14px system-ui;background:#1e1f22;color:#ddd;padding:2em">
 <h2>This link's access token is not accepted</h2><p>The annotation server was restarted with
@@ -548,6 +550,15 @@ class AnnotateServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        """A client gone away (a page closed or reloaded mid-request) is normal: a debug line,
+        no traceback. Anything else is reported as ``socketserver`` does."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):  # BrokenPipe, ConnectionReset, ConnectionAborted
+            _log.debug("client %s went away mid-request: %r", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
     def start(self) -> "AnnotateServer":
         """Serve in a background thread (tests, notebooks)."""

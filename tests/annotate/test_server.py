@@ -60,7 +60,17 @@ def test_api_round_trip(server):
     assert job["state"] == "done" and job["done"] == job["total"] == 11
     status, body, _ = _request(f"{base}/api/frame/00044/stroke",
                                {"kind": "ignore", "points": [[5, 90], [20, 90]], "radius": 3}, tok)
-    assert json.loads(body)["frame"]["status"] == "edited"
+    answer = json.loads(body)
+    assert answer["frame"]["status"] == "edited"
+    # the answer carries the new mask as runs [value, length, ...] (2 = Ignore)
+    mask = answer["mask"]
+    runs = np.array(mask["runs"]).reshape(-1, 2)
+    labels = np.repeat(runs[:, 0], runs[:, 1]).reshape(mask["h"], mask["w"])
+    assert mask["rev"] == answer["frame"]["rev"] and labels.shape == (96, 128)
+    assert np.all(runs[1:, 0] != runs[:-1, 0]) and set(runs[:, 0]) == {0, 1, 2}
+    ignore = srv.app.ws.layers("00044").ignore
+    assert np.array_equal(labels == 2, ignore) and ignore[90, 5:21].all()
+    assert np.array_equal(labels == 1, truth_for(info)(11) & ~ignore)
     status, png, headers = _request(f"{base}/api/frame/00044/overlay.png", token=tok)
     import cv2
 

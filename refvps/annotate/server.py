@@ -62,6 +62,8 @@ _THUMB_ROUTE = re.compile(r"^/thumbs/(?P<frame>\d{5})\.jpg$")
 _JOB_ROUTE = re.compile(r"^/api/job/since/(?P<since>\d{1,6})$")
 _PLAN_ROUTE = re.compile(r"^/api/plan/(?P<frame>\d{5})/(?P<direction>[a-z]+)$")
 THUMB_HEIGHT = 54
+MAX_MASK_RUNS = 1 << 16
+"""Most runs sent with an edit's answer (~0.5 MiB of JSON); a noisier mask is fetched as PNG."""
 _log = logging.getLogger(__name__)
 RECONNECT_PAGE = b"""<!doctype html><meta charset="utf-8"><title>refvps annotate: reconnect</title>
 <body style="font:14px system-ui;background:#1e1f22;color:#ddd;padding:2em">
@@ -120,11 +122,12 @@ class AnnotateApp:
 
     def mask_view(self, frame: str, rev: int) -> dict | None:
         """The frame's mask as runs (see :func:`mask_runs`) if it is still at revision ``rev``
-        (else None: the page then fetches the overlay)."""
+        and has at most ``MAX_MASK_RUNS`` runs (else None: the page then fetches the overlay)."""
         labels = self.ws.layers(frame).labels()
         if self.ws.record(frame)["rev"] != rev:
             return None
-        return {**mask_runs(labels), "rev": rev}
+        runs = mask_runs(labels)
+        return {**runs, "rev": rev} if len(runs["runs"]) <= 2 * MAX_MASK_RUNS else None
 
     def job_view(self, since: int = 0) -> dict:
         """The job, with the views of the frames it completed from position ``since`` on."""

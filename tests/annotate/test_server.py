@@ -93,6 +93,19 @@ def test_api_round_trip(server):
     assert status == 400 and b"outside" in body
 
 
+def test_a_mask_with_too_many_runs_is_left_to_the_overlay(server, monkeypatch):
+    srv, base, info = server
+    from refvps.annotate import server as server_module
+
+    status, body, _ = _request(f"{base}/api/frame/00000/click", {"x": 30, "y": 50}, srv.app.token)
+    runs = json.loads(body)["mask"]["runs"]
+    assert status == 200 and len(runs) > 6  # rows crossing the square: many runs
+    monkeypatch.setattr(server_module, "MAX_MASK_RUNS", 3)
+    status, body, _ = _request(f"{base}/api/frame/00000/click", {"x": 32, "y": 52}, srv.app.token)
+    answer = json.loads(body)
+    assert status == 200 and answer["mask"] is None and answer["frame"]["status"] == "model"
+
+
 def test_requests_without_the_token_are_refused(server):
     srv, base, _ = server
     for path in ("/", "/api/state", "/frames/00000.jpg", "/static/app.js"):

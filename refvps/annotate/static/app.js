@@ -10,8 +10,9 @@ const ctx = view.getContext("2d");
 const S = {
   state: null, index: 0, tool: "click", size: 8, opacity: 0.55, mode: "both", colour: "auto",
   zoom: 1, panX: 0, panY: 0, playing: null, frameImg: null, shown: null, labels: null,
-  fillLayer: null, lineLayer: null, autoColour: "#1e90ff", stroke: null, boxStart: null, boxEnd: null,
-  cursor: null, pan: null, queue: [], pumping: false, offline: false, job: null, plan: null,
+  fillLayer: null, lineLayer: null, autoColour: "#1e90ff", stroke: null, boxStart: null,
+  boxEnd: null, cursor: null, pan: null, queue: [], pumping: false, offline: false, job: null,
+  plan: null,
 };
 const OPACITIES = [0, 0.3, 0.55, 0.8, 1];
 const MODES = ["both", "fill", "outline"];

@@ -17,6 +17,7 @@ import hmac
 import http.client
 import ipaddress
 import json
+import logging
 import re
 import secrets
 import sys
@@ -61,6 +62,9 @@ _THUMB_ROUTE = re.compile(r"^/thumbs/(?P<frame>\d{5})\.jpg$")
 _JOB_ROUTE = re.compile(r"^/api/job/since/(?P<since>\d{1,6})$")
 _PLAN_ROUTE = re.compile(r"^/api/plan/(?P<frame>\d{5})/(?P<direction>[a-z]+)$")
 THUMB_HEIGHT = 54
+MAX_MASK_RUNS = 1 << 16
+"""Most runs sent with an edit's answer (~0.5 MiB of JSON); a noisier mask is fetched as PNG."""
+_log = logging.getLogger(__name__)
 RECONNECT_PAGE = b"""<!doctype html><meta charset="utf-8"><title>refvps annotate: reconnect</title>
 <body style="font:14px system-ui;background:#1e1f22;color:#ddd;padding:2em">
 <h2>This link's access token is not accepted</h2><p>The annotation server was restarted with
@@ -84,6 +88,21 @@ def overlay_png(labels: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def mask_runs(labels: np.ndarray) -> dict:
+    """The label map as row-major runs for the page: ``{"w", "h", "runs": [value, length, ...]}``
+    with values 0 background, 1 target, 2 Ignore (the page's codes).
+
+    Sent with every frame edit's answer so that the page paints the new mask without a second
+    request; a mask at 720p is a few hundred runs, far smaller than its overlay PNG.
+    """
+    flat = labels.ravel()
+    starts = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate(([0], starts, [flat.size]))
+    values = np.where(flat[bounds[:-1]] == IGNORE_LABEL, 2, flat[bounds[:-1]])
+    runs = np.stack([values, np.diff(bounds)], axis=1).ravel()
+    return {"w": int(labels.shape[1]), "h": int(labels.shape[0]), "runs": runs.tolist()}
+
+
 class AnnotateApp:
     """Routes requests to a :class:`Session`; one instance per server."""
 
@@ -100,6 +119,15 @@ class AnnotateApp:
         return {"name": frame, "status": self.ws.status(frame), "rev": record["rev"],
                 "points": record["points"], "box": record["box"], "reviewed": record["reviewed"],
                 "no_target": record["no_target"], "locked": self.ws.locked(frame)}
+
+    def mask_view(self, frame: str, rev: int) -> dict | None:
+        """The frame's mask as runs (see :func:`mask_runs`) if it is still at revision ``rev``
+        and has at most ``MAX_MASK_RUNS`` runs (else None: the page then fetches the overlay)."""
+        labels = self.ws.layers(frame).labels()
+        if self.ws.record(frame)["rev"] != rev:
+            return None
+        runs = mask_runs(labels)
+        return {**runs, "rev": rev} if len(runs["runs"]) <= 2 * MAX_MASK_RUNS else None
 
     def job_view(self, since: int = 0) -> dict:
         """The job, with the views of the frames it completed from position ``since`` on."""
@@ -210,8 +238,9 @@ class AnnotateApp:
                 s.set_reviewed(frame, bool(body.get("reviewed", True)))
             else:
                 raise HTTPError(HTTPStatus.NOT_FOUND, f"no such action: {action}")
-            return _json({"frame": self.frame_view(frame), "undo": self.ws.can_undo(),
-                          "redo": self.ws.can_redo()})
+            view = self.frame_view(frame)
+            return _json({"frame": view, "undo": self.ws.can_undo(), "redo": self.ws.can_redo(),
+                          "mask": self.mask_view(frame, view["rev"])})
         if path == "/api/propagate":
             job = s.propagate(self._frame(str(body["frame"])), str(body.get("direction", "forward")),
                               confirm=bool(body.get("confirm", False)))
@@ -524,6 +553,15 @@ class AnnotateServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        """A client gone away (a page closed or reloaded mid-request) is normal: a debug line,
+        no traceback. Anything else is reported as ``socketserver`` does."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):  # BrokenPipe, ConnectionReset, ConnectionAborted
+            _log.debug("client %s went away mid-request: %r", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
     def start(self) -> "AnnotateServer":
         """Serve in a background thread (tests, notebooks)."""

@@ -243,3 +243,44 @@ def test_reconnect_after_the_server_is_killed_and_restarted(chromium, workspace,
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def _page_labels(page) -> np.ndarray:
+    """The label map the page draws (0 / 1 / 2), read from the page's state."""
+    out = page.evaluate("({w: S.labels.w, h: S.labels.h, data: Array.from(S.labels.data)})")
+    return np.array(out["data"], np.uint8).reshape(out["h"], out["w"])
+
+
+def test_a_click_paints_its_mask_from_the_answer_without_another_request(served, workspace):
+    session, page = served()
+    truth = truth_for(workspace[1])
+    page.wait_for_function("S.shown === '00000' && S.labels !== null")
+    page.wait_for_timeout(400)  # past the start-up prepare request
+    requests = []
+    page.on("request", lambda r: requests.append(r.url.split("?")[0].split("/", 3)[3]))
+    page.mouse.click(*_xy(page, session, 30, 50))
+    page.wait_for_function("window.refvpsMetrics.maskMs.length === 1")
+    assert requests == ["api/frame/00000/click"]
+    painted = _page_labels(page)
+    assert np.array_equal(painted == 1, truth(0)) and truth(0).any()
+    # the same mask as the overlay the page fetches when it comes back to the frame
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("S.shown === '00004'")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("S.shown === '00000'")
+    assert any(u.endswith("00000/overlay.png") for u in requests)
+    assert np.array_equal(_page_labels(page), painted)
+    # an Ignore stroke: its answer carries the Ignore label (2) too, painted without a fetch
+    del requests[:]
+    page.keyboard.press("i")
+    page.mouse.move(*_xy(page, session, 30, 55))
+    page.mouse.down()
+    page.mouse.move(*_xy(page, session, 60, 55))
+    page.mouse.up()
+    page.wait_for_selector("[data-testid='strip-00000'].st-edited", timeout=10000)
+    page.wait_for_function("S.labels.data.includes(2)")
+    assert not any(u.endswith("overlay.png") for u in requests)
+    ignore = session.ws.layers("00000").ignore
+    labels = _page_labels(page)
+    assert np.array_equal(labels == 2, ignore) and ignore[55, 31:60].all()
+    assert np.array_equal(labels == 1, truth(0) & ~ignore)

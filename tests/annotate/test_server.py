@@ -60,7 +60,17 @@ def test_api_round_trip(server):
     assert job["state"] == "done" and job["done"] == job["total"] == 11
     status, body, _ = _request(f"{base}/api/frame/00044/stroke",
                                {"kind": "ignore", "points": [[5, 90], [20, 90]], "radius": 3}, tok)
-    assert json.loads(body)["frame"]["status"] == "edited"
+    answer = json.loads(body)
+    assert answer["frame"]["status"] == "edited"
+    # the answer carries the new mask as runs [value, length, ...] (2 = Ignore)
+    mask = answer["mask"]
+    runs = np.array(mask["runs"]).reshape(-1, 2)
+    labels = np.repeat(runs[:, 0], runs[:, 1]).reshape(mask["h"], mask["w"])
+    assert mask["rev"] == answer["frame"]["rev"] and labels.shape == (96, 128)
+    assert np.all(runs[1:, 0] != runs[:-1, 0]) and set(runs[:, 0]) == {0, 1, 2}
+    ignore = srv.app.ws.layers("00044").ignore
+    assert np.array_equal(labels == 2, ignore) and ignore[90, 5:21].all()
+    assert np.array_equal(labels == 1, truth_for(info)(11) & ~ignore)
     status, png, headers = _request(f"{base}/api/frame/00044/overlay.png", token=tok)
     import cv2
 
@@ -81,6 +91,19 @@ def test_api_round_trip(server):
     assert status == 404  # not an annotation frame
     status, body, _ = _request(f"{base}/api/frame/00000/click", {"x": 500, "y": 1}, tok)
     assert status == 400 and b"outside" in body
+
+
+def test_a_mask_with_too_many_runs_is_left_to_the_overlay(server, monkeypatch):
+    srv, base, info = server
+    from refvps.annotate import server as server_module
+
+    status, body, _ = _request(f"{base}/api/frame/00000/click", {"x": 30, "y": 50}, srv.app.token)
+    runs = json.loads(body)["mask"]["runs"]
+    assert status == 200 and len(runs) > 6  # rows crossing the square: many runs
+    monkeypatch.setattr(server_module, "MAX_MASK_RUNS", 3)
+    status, body, _ = _request(f"{base}/api/frame/00000/click", {"x": 32, "y": 52}, srv.app.token)
+    answer = json.loads(body)
+    assert status == 200 and answer["mask"] is None and answer["frame"]["status"] == "model"
 
 
 def test_requests_without_the_token_are_refused(server):

@@ -7,10 +7,13 @@ nothing changed in the workspace.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -18,7 +21,7 @@ import time
 import pytest
 
 from refvps.annotate.backends.scripted import ScriptedBackend
-from refvps.annotate.server import MAX_BODY, AnnotateServer
+from refvps.annotate.server import MAX_BODY, MAX_CONNECTIONS, AnnotateServer
 from refvps.annotate.session import Session
 from refvps.annotate.workspace import Workspace
 from refvps.locks import LockedError, ProcessLock
@@ -270,3 +273,52 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(workspace, tmp_path):
     finally:
         srv.server_close()
     assert ProcessLock(lock_path).acquire().held  # released on close
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a TCP reset, as a browser tab closed mid-request may."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_a_client_gone_mid_request_is_no_error(workspace, capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger="refvps.annotate.server")
+    ws_dir, _ = workspace
+    session = Session(Workspace(ws_dir), ScriptedBackend(click_delay=0.5))
+    srv = AnnotateServer(session, port=0, token=TOKEN).start()
+    port = srv.server_address[1]
+    try:
+        body = json.dumps({"x": 30, "y": 50}).encode()
+        # 1. gone while the server computes the answer: writing the answer fails
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(f"POST /api/frame/00000/click HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                     f"X-Refvps-Token: {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n"
+                     .encode() + body)
+        deadline = time.monotonic() + 10
+        while not any(c[0] == "click" for c in session.backend.calls) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)  # the request is read; the click is being computed
+        _reset(sock)
+        # 2. gone halfway through the headers, and 3. in the middle of a body
+        for partial in (f"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n",
+                        f"POST /api/meta HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Refvps-Token: "
+                        f"{TOKEN}\r\nContent-Length: 100\r\n\r\n{{\"concept\""):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(partial.encode())
+            time.sleep(0.1)
+            _reset(sock)
+        deadline = time.monotonic() + 10
+        while srv._slots._value < MAX_CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.05)  # every handler thread has finished
+        assert srv._slots._value == MAX_CONNECTIONS
+        status, *_ = _exchange(port, f"GET /api/state HTTP/1.1\nHost: 127.0.0.1:{port}\n"
+                                     f"X-Refvps-Token: {TOKEN}\n")
+        assert status == 200  # the server serves on
+    finally:
+        srv.stop()
+    assert session.ws.record("00000")["points"]  # the click itself was applied
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+    gone = [r.getMessage() for r in caplog.records if "went away" in r.getMessage()]
+    # the answer's write (1) and the header read (2) failed, each a debug line only
+    assert len(gone) == 2 and all(re.search(r"(Reset|BrokenPipe)Error", m) for m in gone), gone

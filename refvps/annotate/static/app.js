@@ -9,9 +9,10 @@ const view = $("#view");
 const ctx = view.getContext("2d");
 const S = {
   state: null, index: 0, tool: "click", size: 8, opacity: 0.55, mode: "both", colour: "auto",
-  zoom: 1, panX: 0, panY: 0, playing: null, frameImg: null, labels: null, fillLayer: null,
-  lineLayer: null, autoColour: "#1e90ff", stroke: null, boxStart: null, boxEnd: null,
-  cursor: null, pan: null, queue: [], pumping: false, offline: false, job: null, plan: null,
+  zoom: 1, panX: 0, panY: 0, playing: null, frameImg: null, shown: null, labels: null,
+  fillLayer: null, lineLayer: null, autoColour: "#1e90ff", stroke: null, boxStart: null,
+  boxEnd: null, cursor: null, pan: null, queue: [], pumping: false, offline: false, job: null,
+  plan: null,
 };
 const OPACITIES = [0, 0.3, 0.55, 0.8, 1];
 const MODES = ["both", "fill", "outline"];
@@ -155,6 +156,19 @@ function decodeOverlay(img) {
   return {w, h, data, count};
 }
 
+function decodeRuns(mask) {
+  // a frame edit's answer carries the new mask as runs [value, length, ...] (0 / 1 / 2)
+  const data = new Uint8Array(mask.w * mask.h);
+  let at = 0, count = 0;
+  for (let i = 0; i < mask.runs.length; i += 2) {
+    const v = mask.runs[i], n = mask.runs[i + 1];
+    if (v) data.fill(v, at, at + n);
+    if (v === 1) count += n;
+    at += n;
+  }
+  return {w: mask.w, h: mask.h, data, count};
+}
+
 function buildLayers() {
   const L = S.labels;
   if (!L) { S.fillLayer = S.lineLayer = null; return; }
@@ -198,6 +212,7 @@ async function show(index) {
     const overlay = anno ? await loadImage(`/api/frame/${name}/overlay.png?token=${token}&rev=${anno.rev}`) : null;
     if (seq !== showSeq) return;  // a newer request won
     S.frameImg = img;
+    S.shown = name;
     S.labels = overlay ? decodeOverlay(overlay) : null;
     S.autoColour = pickContrast(img, S.labels);
     buildLayers();
@@ -205,6 +220,17 @@ async function show(index) {
     if (seq === showSeq) say(`${name}: ${e.message} (${S.offline ? "offline" : "try again"})`, true);
   }
   if (seq === showSeq) { draw(); if (anno) prepareSoon(name); }
+}
+
+function paintMask(mask) {
+  // the answer's mask is the newest: a show() still loading an older overlay must not win
+  ++showSeq;
+  S.labels = decodeRuns(mask);
+  S.autoColour = pickContrast(S.frameImg, S.labels);
+  buildLayers();
+  renderLabel();
+  renderStrip();
+  draw();
 }
 
 let prepareTimer = null;
@@ -478,7 +504,8 @@ function frameEdit(path, body, label, extra = {}) {
       const left = S.queue.length ? `; ${S.queue.length} more queued` : "";
       say(`${label} on ${frame}: ${out.frame.no_target ? "no target" : out.frame.status}` +
           (out.frame.locked ? ", locked" : "") + left);
-      if (frameName() === frame) await show(S.index);
+      if (frameName() === frame && out.mask && S.shown === frame) paintMask(out.mask);
+      else if (frameName() === frame) await show(S.index);
       else renderStrip();
       if (t0 !== undefined) window.refvpsMetrics.maskMs.push(performance.now() - t0);
     },

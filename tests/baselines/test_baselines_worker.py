@@ -83,7 +83,7 @@ def test_worker_errors_and_direct_frames(tmp_path, standins):
         with pytest.raises(Exception, match="frac must lie in"):
             model.predict(frames, "x")
     with SubprocessSegmenter("no-such-model", sys.executable) as model:
-        with pytest.raises(Exception, match="could not load the model"):
+        with pytest.raises(ModelLoadError, match="could not be loaded: .*unknown model"):
             model.predict(frames, "x")
     broken = SubprocessSegmenter("center-box", sys.executable)
     broken.python = "/bin/false"

@@ -54,9 +54,12 @@ def run_on_ray(spec: ModelSpec, bench: Benchmark, todo: list[tuple[VideoTask, li
     except ValueError:  # a module:Class that only the worker's environment can import
         needs_gpu = False
     resources = ray.cluster_resources()
-    slots = int(resources.get("GPU", 0)) if needs_gpu else int(resources.get("CPU", 1))
+    # A GPU model on a cluster without GPUs runs its actors on CPU slots (the model picks its
+    # device) rather than asking for a GPU that no node has: Ray would wait for it forever.
+    on_gpu = needs_gpu and int(resources.get("GPU", 0)) > 0
+    slots = int(resources.get("GPU", 0)) if on_gpu else int(resources.get("CPU", 1))
     count = max(1, min(workers or slots or 1, len(todo)))
-    actor_cls = ray.remote(num_gpus=1 if needs_gpu else 0, num_cpus=1)(VideoActor)
+    actor_cls = ray.remote(num_gpus=1 if on_gpu else 0, num_cpus=1)(VideoActor)
     actors = [actor_cls.remote(spec) for _ in range(count)]
     try:
         infos = ray.get([actor.info.remote() for actor in actors])

@@ -16,9 +16,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from refvps.formats import DAVIS_MAX_PROPOSALS
-from refvps.metrics import Boundary, boundary_of, f_from_boundaries
+from refvps.metrics import Boundary, boundary_of
 from refvps.metrics.bits import pack_mask, popcount
-from refvps.metrics.boundary import boundary_of_bits
+from refvps.metrics.boundary import boundary_of_bits, f_from_counts, match_matrix
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,20 @@ class PairScores:
     def add_frame(self, t: int, objects: list[Mask | None], proposals: dict[int, Mask | None],
                   missing: set[int] | bool = False) -> None:
         """Score frame ``t``: ``objects[k-1]`` is GT object k, ``proposals`` maps id -> mask."""
-        radius = self.radius
+        present = [(pid, prop) for pid, prop in proposals.items() if prop is not None]
+        gt_boundaries = [obj.boundary if obj is not None else self._empty_boundary
+                         for obj in objects]
+        matched_gt, matched_prop = match_matrix(
+            gt_boundaries, [prop.boundary for _, prop in present], self.radius)
         for o, obj in enumerate(objects):
-            gt_boundary = obj.boundary if obj is not None else self._empty_boundary
+            n_gt = gt_boundaries[o].count
             self.j[:, o, t] = _region(obj, None)
-            self.f[:, o, t] = f_from_boundaries(gt_boundary, self._empty_boundary, radius)
-            for pid, prop in proposals.items():
-                if prop is None:
-                    continue
+            self.f[:, o, t] = f_from_counts(n_gt, 0, 0, 0)
+            for k, (pid, prop) in enumerate(present):
                 self.j[pid - 1, o, t] = _region(obj, prop)
-                self.f[pid - 1, o, t] = f_from_boundaries(gt_boundary, prop.boundary, radius)
+                self.f[pid - 1, o, t] = f_from_counts(n_gt, prop.boundary.count,
+                                                      int(matched_gt[o, k]),
+                                                      int(matched_prop[o, k]))
         for pid, prop in proposals.items():
             if prop is not None:
                 self.pred_area[pid - 1, t] = prop.area

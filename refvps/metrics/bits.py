@@ -227,14 +227,14 @@ def _overlapped(canvas: np.ndarray, radius: int, guard: int) -> np.ndarray:
 
 
 def _dilate_overlapped(words: np.ndarray, radius: int) -> np.ndarray:
-    """:func:`dilate_canvas` of overlapped words, cropped to the input's rows.
+    """:func:`dilate_canvas` of overlapped words, only on the input's rows.
 
     Within a word the runs grow one-sided (``run | run << s``: two calls a step, no carries)
     into runs of ``2w + 1`` columns ending at each pixel, which a shift by w centres; every
     bit that reaches the payload stays inside the word, as the guards are at least the radius.
     """
     n, rows, count = words.shape
-    out = _SCRATCH.get("dilated", (n, rows + 2 * radius, count))
+    out = _SCRATCH.get("dilated", (n, rows, count))
     out.fill(0)
     run = words
     spare = [_SCRATCH.get("run-a", words.shape), _SCRATCH.get("run-b", words.shape)]
@@ -250,10 +250,15 @@ def _dilate_overlapped(words: np.ndarray, radius: int) -> np.ndarray:
             level = centred
         else:
             level = run
-        for dy in offsets:
-            band = out[:, radius + dy:radius + dy + rows]
-            np.bitwise_or(band, level, out=band)
-    return out[:, radius:radius + rows]
+        for dy in offsets:  # output row i gets input row i - dy
+            if abs(dy) >= rows:
+                continue
+            if dy >= 0:
+                band, moved = out[:, dy:], level[:, :rows - dy]
+            else:
+                band, moved = out[:, :rows + dy], level[:, -dy:]
+            np.bitwise_or(band, moved, out=band)
+    return out
 
 
 def dilate_canvas(canvas: np.ndarray, radius: int) -> np.ndarray:

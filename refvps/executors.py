@@ -184,9 +184,13 @@ numpy, OpenCV and pandas takes about as long as one process scoring 3,000 frames
 one process scores them."""
 
 
+def _task_frames(task: VideoTask) -> int:
+    return sum(len(query.frames) for query in task.queries)
+
+
 def auto_workers(tasks: list[VideoTask]) -> int:
     """Default worker count: one for a small job, else every core this process may use."""
-    frames = sum(len(query.frames) for task in tasks for query in task.queries)
+    frames = sum(_task_frames(task) for task in tasks)
     return 1 if frames < SMALL_JOB_FRAMES else default_workers()
 
 
@@ -219,8 +223,11 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
                 yield score_safely(benchmark, task, store, allow_missing)
                 bar.update()
             return
+        # Largest videos first, so the last task to finish is a small one (results are put in
+        # scoring order afterwards, whatever order they arrive in).
+        largest_first = sorted(tasks, key=_task_frames, reverse=True)
         with process_pool(workers, _init_worker, (benchmark, store, allow_missing)) as pool:
-            futures = [pool.submit(_score, task) for task in tasks]
+            futures = [pool.submit(_score, task) for task in largest_first]
             for future in as_completed(futures):
                 try:
                     result = future.result()

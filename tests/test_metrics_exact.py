@@ -189,3 +189,28 @@ def test_scene_classes_equal_literal_reference(scene):
         expected = float(literal_f(pred, gt, void, bound_th))
         assert contour_accuracy(gt, pred, void, bound_th) == expected, (scene, shape, bound_th)
         assert contour_accuracy(pred, gt, void, bound_th) == expected
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 18, 25])
+def test_stacked_dilation_counts_equal_skimage_disk_dilation(radius):
+    """dilate_stack (overlapped words up to radius 16, carries beyond): the matched-pixel
+    counts of every (source, dilated) pair of a stack equal those of cv2.dilate with disk()."""
+    import cv2
+    from skimage.morphology import disk
+
+    from refvps.metrics.bits import dilate_stack, pack_masks, padded_canvas, popcounts
+
+    rng = np.random.default_rng(100 + radius)
+    kernel = disk(radius).astype(np.uint8)
+    for shape in ((40, 130), (23, 64), (9, 200), (61, 191)):
+        images = [rng.random(shape) < density for density in (0.002, 0.03, 0.3)]
+        images[0][0, 0] = images[0][-1, -1] = True  # corners: the dilation reaches the edges
+        packed = pack_masks(images)
+        canvas, pad = padded_canvas(len(images), shape[0], packed.shape[2], radius)
+        canvas[:, :, pad:pad + packed.shape[2]] = packed
+        sources, dilated = dilate_stack(canvas, radius)
+        for j, image in enumerate(images):
+            grown = cv2.dilate(image.astype(np.uint8), kernel,
+                               borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+            expected = [int(np.count_nonzero(other & grown)) for other in images]
+            assert popcounts(sources & dilated[j]) == expected, (shape, j)

@@ -9,13 +9,17 @@ those lying within the disk of the other boundary), so here
 * a mask's boundary is extracted only inside its bounding box (plus one pixel towards the
   origin, where the official rule places boundaries), with the image border handled exactly as
   ``_seg2bmap`` does (the border is never a boundary);
-* a boundary is dilated by the disk as the union of its rows: one horizontal run-length
-  dilation per distinct half-width of the disk, each built from the previous one, OR-ed at the
-  row offsets where that half-width applies; all over the boundary's own bounding box plus the
-  radius, so the cost follows the boundary, not the frame;
-* matches are counted only where the two boundaries' extents overlap, so disjoint or distant
-  objects cost nothing; a :class:`Boundary` caches its dilation for every mask it is scored
-  against.
+* the two boundaries of a frame are dilated together, in one stacked array, and only over
+  the window where they can match (where each meets the other's extent grown by the radius)
+  plus the radius around it, so disjoint or distant objects cost nothing and the cost follows
+  the boundaries, not the frame;
+* the dilation by the disk is the union of its rows: one horizontal run dilation per distinct
+  half-width, each grown from the previous one and OR-ed at the row offsets where that
+  half-width applies. Up to radius 16 the words overlap (each carries the radius' worth of
+  its neighbours' columns), so the runs need no carries between words
+  (:func:`~refvps.metrics.bits.dilate_stack`);
+* Ref-DAVIS scores every proposal against every object: :func:`match_matrix` dilates all the
+  masks of a frame at once.
 
 The final ratios use IEEE float64 in the official order of operations, so results are
 bit-identical (tested against a literal transcription on random, adversarial and

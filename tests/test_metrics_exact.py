@@ -214,3 +214,19 @@ def test_stacked_dilation_counts_equal_skimage_disk_dilation(radius):
                                borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
             expected = [int(np.count_nonzero(other & grown)) for other in images]
             assert popcounts(sources & dilated[j]) == expected, (shape, j)
+
+
+@pytest.mark.parametrize("radius", [1, 3, 4, 5, 8, 9, 12, 13, 16, 17])
+def test_f_at_every_word_edge_equals_literal_reference(radius):
+    """Salt-and-pepper and striped frames put boundary pixels at every column, so at every
+    edge and guard bit of the overlapped words (radii up to 16) and of the carry layout."""
+    rng = np.random.default_rng(radius)
+    for shape in ((30, 300), (17, 129), (41, 448), (8, 1000)):
+        for density in (0.02, 0.2, 0.5):
+            gt = rng.random(shape) < density
+            pred = rng.random(shape) < density
+            stripes = np.zeros(shape, bool)
+            stripes[:, rng.integers(0, shape[1], 8)] = True
+            for a, b in ((gt, pred), (gt, stripes), (stripes, pred ^ stripes)):
+                expected = float(literal_f(b, a, None, radius))
+                assert contour_accuracy(a, b, None, radius) == expected, (shape, density)

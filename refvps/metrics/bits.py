@@ -171,7 +171,7 @@ def padded_canvas(n: int, rows: int, words: int, radius: int) -> tuple[np.ndarra
     return canvas, reach
 
 
-def guard_bits(radius: int) -> int:
+def _guard_bits(radius: int) -> int:
     """Guard bits on each side of an overlapped word for ``radius`` (0: none fits, use the
     carry layout)."""
     guard = 4 * -(-radius // 4)
@@ -191,29 +191,28 @@ def dilate_stack(canvas: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarra
     """
     if radius <= 0:
         return canvas, canvas
-    guard = guard_bits(radius)
+    guard = _guard_bits(radius)
     if not guard:
         rows = canvas.shape[1]
         return canvas, dilate_canvas(canvas, radius)[:, radius:radius + rows]
     words = _overlapped(canvas, radius, guard)
     sources = _SCRATCH.get("sources", words.shape)
-    np.bitwise_and(words, payload_mask(guard), out=sources)
-    return sources, dilate_overlapped(words, radius)
+    np.bitwise_and(words, _payload_mask(guard), out=sources)
+    return sources, _dilate_overlapped(words, radius)
 
 
-def overlapped(canvas: np.ndarray, start: int, count: int, guard: int,
-               name: str = "overlapped") -> np.ndarray:
-    """``count`` overlapping words of each row of a C-contiguous packed ``canvas`` (a scratch
-    array): word j holds the ``64 - 2 * guard`` columns from stream bit
-    ``start + guard + (64 - 2 * guard) * j`` of the row (its payload, bits ``guard``
-    upwards) and ``guard`` columns either side of them. ``start`` (>= 0) is the stream bit of
-    word 0's bit 0, a multiple of 4; every read must fall inside the row."""
-    n, rows, _ = canvas.shape
+def _overlapped(canvas: np.ndarray, radius: int, guard: int) -> np.ndarray:
+    """The :func:`padded_canvas` re-laid as overlapping words: word j holds the
+    ``64 - 2 * guard`` image columns from ``(64 - 2 * guard) * j`` (its payload, bits
+    ``guard`` upwards) and ``guard`` columns either side of them (a scratch array)."""
+    n, rows, width = canvas.shape
     payload = WORD - 2 * guard
+    count = -(-WORD * (width - 2 * reach_words(radius) - 2) // payload)
+    start = WORD * reach_words(radius) - guard  # stream bit of word 0's bit 0
     shape, byte = (n, rows, count), start // 8
     strides = (canvas.strides[0], canvas.strides[1], payload // 8)
     low = np.ndarray(shape, np.uint64, canvas, byte, strides)
-    out = _SCRATCH.get(name, shape)
+    out = _SCRATCH.get("overlapped", shape)
     if start % 8 == 0:
         np.copyto(out, low)
         return out
@@ -226,21 +225,12 @@ def overlapped(canvas: np.ndarray, start: int, count: int, guard: int,
     return out
 
 
-def _overlapped(canvas: np.ndarray, radius: int, guard: int) -> np.ndarray:
-    """The :func:`padded_canvas` re-laid as overlapping words (payload of word 0 = image
-    column 0)."""
-    width = canvas.shape[2]
-    pad = reach_words(radius)
-    count = -(-WORD * (width - 2 * pad - 2) // (WORD - 2 * guard))
-    return overlapped(canvas, WORD * pad - guard, count, guard)
-
-
-def payload_mask(guard: int) -> np.uint64:
+def _payload_mask(guard: int) -> np.uint64:
     """The payload bits of an overlapped word."""
     return (np.uint64(1) << np.uint64(WORD - 2 * guard)) - np.uint64(1) << np.uint64(guard)
 
 
-def dilate_overlapped(words: np.ndarray, radius: int) -> np.ndarray:
+def _dilate_overlapped(words: np.ndarray, radius: int) -> np.ndarray:
     """:func:`dilate_canvas` of overlapped words, only on the input's rows.
 
     Within a word the runs grow one-sided (``run | run << s``: two calls a step, no carries)

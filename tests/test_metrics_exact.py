@@ -4,10 +4,35 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import refvps.metrics.boundary as boundary_module
 from _scenes import MIX
 from literal_davis import literal_f, literal_j, radius_reference
 from refvps.metrics import (boundary_of, boundary_radius, contour_accuracy, f_from_boundaries,
                             region_similarity)
+
+COMPILED = boundary_module._compiled_kernel()
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def kernel(request, monkeypatch):
+    """Every test here runs with the compiled F kernel and with the NumPy one."""
+    if request.param == "compiled":
+        if COMPILED is None:
+            pytest.skip("the compiled F kernel is not built here (no C compiler at install)")
+        monkeypatch.setattr(boundary_module, "_FASTF", COMPILED)
+    else:
+        monkeypatch.setattr(boundary_module, "_FASTF", None)
+    return request.param
+
+
+def test_compiled_kernel_is_built_where_a_compiler_exists(kernel):
+    import shutil
+    import sysconfig
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}) on this machine")
+    assert COMPILED is not None, "pip install should have built refvps/metrics/_fastf.c"
 
 
 def _rectangles(rng, shape, count):

@@ -20,10 +20,10 @@ from refvps.errors import MaskError, Problem, RefvpsError, UsageError
 from refvps.formats import FRAME_EXT, JPEG_DIR
 from refvps.inputs import read_file
 from refvps.masks import binarize, read_mask_bytes
-from refvps.metrics import (boundary_radius, decay_with_check, f_from_boundaries, jf_score,
-                            sequence_mean, sequence_recall, temporal_consistency)
+from refvps.metrics import (boundary_radius, decay_with_check, jf_score, sequence_mean,
+                            sequence_recall, temporal_consistency)
 from refvps.metrics.bits import pack_mask, popcount
-from refvps.metrics.boundary import boundary_of_bits
+from refvps.metrics.boundary import f_of_packed
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class Benchmark(ABC):
             return TaskResult([], [Problem(exc.path, exc.what)])
         rows: list[dict] = []
         missing = 0
-        gt_boundaries: dict[tuple, Any] = {}
+        gt_packed: dict[tuple, Any] = {}
         for query in task.queries:
             for index, frame in enumerate(query.frames):
                 try:
@@ -250,12 +250,12 @@ class Benchmark(ABC):
                                             f"expected {fg.shape[1]}x{fg.shape[0]}"))
                     continue
                 rows.append(self._score_frame(query, index, frame, fg, void, pred, is_missing,
-                                              gt_boundaries))
+                                              gt_packed))
         return TaskResult(rows, problems, missing, dict(gt.digests))
 
     def _score_frame(self, query: Query, index: int, frame: str, fg: np.ndarray,
                      void: np.ndarray | None, pred: np.ndarray, is_missing: bool,
-                     gt_boundaries: dict) -> dict:
+                     gt_packed: dict) -> dict:
         # J and F from bit-packed masks (64 pixels a word); void pixels count for neither J
         # nor F (for F they become background). The ground truth of a (frame, target) is
         # packed once for all the queries that share it.
@@ -264,13 +264,13 @@ class Benchmark(ABC):
         if void_bits is not None:
             pred_bits &= ~void_bits
         key = (frame, query.target)
-        gt = gt_boundaries.get(key)
+        gt = gt_packed.get(key)
         if gt is None:
             fg_bits = pack_mask(fg)
             if void_bits is not None:
                 fg_bits &= ~void_bits
-            gt = gt_boundaries[key] = (fg_bits, popcount(fg_bits), [])
-        fg_bits, gt_area, gt_boundary = gt
+            gt = gt_packed[key] = (fg_bits, popcount(fg_bits))
+        fg_bits, gt_area = gt
         inter = popcount(fg_bits & pred_bits)
         pred_area = popcount(pred_bits)
         union = gt_area + pred_area - inter
@@ -280,10 +280,7 @@ class Benchmark(ABC):
                "void_area": 0 if void_bits is None else popcount(void_bits),
                "pred_missing": is_missing}
         if self.compute_f:
-            if not gt_boundary:
-                gt_boundary.append(boundary_of_bits(fg_bits, fg.shape))
-            row["F"] = f_from_boundaries(gt_boundary[0], boundary_of_bits(pred_bits, fg.shape),
-                                         boundary_radius(fg.shape))
+            row["F"] = f_of_packed(fg_bits, pred_bits, fg.shape, boundary_radius(fg.shape))
         return row
 
     # --- protocol ---------------------------------------------------------------------------

@@ -174,7 +174,7 @@ class Davis17(Benchmark):
         rows: list[dict] = []
         problems: list[Problem] = []
         missing = 0
-        boundaries: dict = {}
+        gt_packed: dict = {}
         highest = (0, "")
         frames = task.queries[0].frames
         for index, frame in enumerate(frames):
@@ -210,7 +210,7 @@ class Davis17(Benchmark):
             for query in task.queries:
                 k = query.target[0]
                 rows.append(self._score_frame(query, index, frame, labels == k, None, pred == k,
-                                              data is None, boundaries))
+                                              data is None, gt_packed))
         if highest[0] > gt.n_objects:
             problems.append(Problem(reader.describe(highest[1]),
                                     f"object id {highest[0]} but sequence {task.video} has "

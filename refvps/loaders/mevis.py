@@ -326,11 +326,11 @@ class _VideoScorer:
         rows: dict[str, list[dict]] = {q.unit: [] for q in self.task.queries}
         frames = self.task.queries[0].frames if self.task.queries else ()
         for t, frame in enumerate(frames):
-            boundaries: dict = {}
+            gt_packed: dict = {}
             for query in self.task.queries:
                 if query.unit in self.dropped:
                     continue
-                scored = self._score(query, t, frame, boundaries)
+                scored = self._score(query, t, frame, gt_packed)
                 if scored is not None:
                     rows[query.unit].append(scored)
         return [row for unit, unit_rows in rows.items() if unit not in self.dropped
@@ -344,7 +344,7 @@ class _VideoScorer:
         else:
             self.problems.append(Problem(where, what))
 
-    def _score(self, query: Query, t: int, frame: str, boundaries: dict) -> dict | None:
+    def _score(self, query: Query, t: int, frame: str, gt_packed: dict) -> dict | None:
         relpath = self.bench.prediction_relpath(query, frame)
         try:
             pred = self.reader.read_binary(relpath)
@@ -376,7 +376,7 @@ class _VideoScorer:
             return None
         fg = self.gt.target_at(query, t, shape)
         return self.bench._score_frame(query, t, frame, fg, None, pred, is_missing,
-                                       boundaries.setdefault(shape, {}))
+                                       gt_packed.setdefault(shape, {}))
 
     def _expected_shape(self, query: Query, seen: tuple[int, int] | None) -> tuple[int, int]:
         """The GT size; official mode, or GT without any mask: the expression's first frame."""

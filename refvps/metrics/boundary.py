@@ -27,6 +27,7 @@ full-resolution scenes).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,6 +38,26 @@ from refvps.metrics.bits import (WORD, dilate_stack, pack_masks, padded_canvas, 
                                  reach_words)
 
 DEFAULT_BOUND_TH = 0.008
+
+
+def _compiled_kernel():
+    """The compiled kernel (refvps/metrics/_fastf.c) unless it was not built or
+    ``REFVPS_NUMPY_KERNEL=1`` asks for the NumPy one; both give the same counts."""
+    if os.environ.get("REFVPS_NUMPY_KERNEL") == "1":
+        return None
+    try:
+        from refvps.metrics import _fastf
+    except ImportError:
+        return None
+    return _fastf
+
+
+_FASTF = _compiled_kernel()
+
+
+def kernel_name() -> str:
+    """Which F kernel scores: ``compiled`` or ``numpy``."""
+    return "numpy" if _FASTF is None else "compiled"
 
 
 def boundary_radius(shape: tuple[int, int], bound_th: float = DEFAULT_BOUND_TH) -> int:
@@ -288,5 +309,14 @@ def contour_accuracy(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None =
     if gt.size == 0:
         return f_from_counts(0, 0, 0, 0)
     packed = pack_masks([gt, pred], None if void is None else binarize(void))
-    gt_boundary, pred_boundary = boundaries_of_packed(packed, gt.shape)
+    return f_of_packed(packed[0], packed[1], gt.shape, radius)
+
+
+def f_of_packed(gt_bits: np.ndarray, pred_bits: np.ndarray, shape: tuple[int, int],
+                radius: int) -> float:
+    """F of two masks packed by :func:`~refvps.metrics.bits.pack_mask` (void already
+    cleared): the per-frame scorers' entry point."""
+    if _FASTF is not None and radius < 4096:
+        return f_from_counts(*_FASTF.pair_counts(gt_bits, pred_bits, shape[1], radius))
+    gt_boundary, pred_boundary = boundaries_of_packed(np.stack([gt_bits, pred_bits]), shape)
     return f_from_boundaries(gt_boundary, pred_boundary, radius)

@@ -235,7 +235,10 @@ def main() -> None:
     cv2.setNumThreads(1)
     sections = set(args.only or ["f", "png", "mevis", "refdavis", "cli"])
     quick = args.quick
-    print(f"bench_all ({'quick' if quick else 'full'}), {os.cpu_count()} CPUs, {load()}")
+    from refvps.metrics.boundary import kernel_name
+
+    print(f"bench_all ({'quick' if quick else 'full'}), {os.cpu_count()} CPUs, {load()}, "
+          f"F kernel: {kernel_name()} (REFVPS_NUMPY_KERNEL=1 for the NumPy one)")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         work = Path(tmp)
         if "f" in sections:

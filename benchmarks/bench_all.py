@@ -44,6 +44,7 @@ import literal_davis_unsupervised as davis_literal  # noqa: E402  (tests/)
 from _scenes import MIX, SCENES  # noqa: E402  (tests/)
 from literal_davis import literal_f  # noqa: E402  (tests/)
 
+from refvps.allocator import keep_freed_memory  # noqa: E402
 from refvps.evaluation import evaluate  # noqa: E402
 from refvps.loaders import load_benchmark  # noqa: E402
 from refvps.masks import read_mask_bytes  # noqa: E402
@@ -233,6 +234,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: temp)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
+    keep_freed_memory()  # as `refvps eval` and its workers do
     sections = set(args.only or ["f", "png", "mevis", "refdavis", "cli"])
     quick = args.quick
     from refvps.metrics.boundary import kernel_name

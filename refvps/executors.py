@@ -32,7 +32,10 @@ _BROKEN_POOL = (
 def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
     import cv2
 
+    from refvps.allocator import keep_freed_memory
+
     cv2.setNumThreads(1)  # parallelism comes from the processes
+    keep_freed_memory()
     _STATE.update(benchmark=benchmark, store=store, allow_missing=allow_missing)
 
 

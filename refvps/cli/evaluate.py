@@ -51,11 +51,13 @@ def eval_command(benchmark, data, preds, split, workers, allow_missing, missing,
       refvps eval -b mevis --preds my_preds.zip --out results/ --json
       refvps eval -b ref-davis --preds out/anno_0 --runs 0 --percent
     """
+    from refvps.allocator import keep_freed_memory
     from refvps.evaluation import evaluate
     from refvps.leaderboard import save_record
     from refvps.leaderboard.records import check_store
     from refvps.units import shown_result
 
+    keep_freed_memory()
     if not no_record:
         check_store(results)  # a store that cannot be written fails now, not after scoring
     result = evaluate(preds, benchmark, data, split, workers=workers, allow_missing=allow_missing,

@@ -259,6 +259,13 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
     if options and "runs" not in inspect.signature(benchmark_class(benchmark)).parameters:
         raise RefvpsError(f"--runs applies to benchmarks with annotator runs (ref-davis), not "
                           f"{benchmark}")
+    if executor == "local" and workers is not None and workers > 1:
+        from refvps.executors import start_pool_server
+        from refvps.loaders import BENCHMARKS
+
+        module = (type(benchmark).__module__ if isinstance(benchmark, Benchmark)
+                  else BENCHMARKS.get(benchmark, "").partition(":")[0])
+        start_pool_server((module,) if module else ())
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
         benchmark, data, split, decay_mode=decay_mode, **options)
     if missing is not None:

@@ -115,7 +115,19 @@ def _without_cwd_on_path() -> Iterator[None]:
             os.environ["PYTHONSAFEPATH"] = previous
 
 
-def pool_context() -> multiprocessing.context.BaseContext:
+_WORKER_MODULES = ("refvps.executors", "cv2", "refvps.loaders.base", "refvps.predictions",
+                   "refvps.pngdecode")
+"""What every scoring worker imports, done once in the fork server."""
+
+
+def start_pool_server(modules: tuple[str, ...] = ()) -> None:
+    """Start the fork server now, with ``modules`` imported in it too: called before the
+    benchmark is loaded, so these imports run on another core meanwhile and the pool's workers
+    start with nothing left to import."""
+    pool_context(modules)
+
+
+def pool_context(modules: tuple[str, ...] = ()) -> multiprocessing.context.BaseContext:
     """Workers forked from a clean server process, never from this one.
 
     Forking a process that has run OpenCV (or any library with a thread pool) can copy a lock
@@ -132,7 +144,7 @@ def pool_context() -> multiprocessing.context.BaseContext:
         from multiprocessing import forkserver
 
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["refvps.executors", "cv2"])
+        context.set_forkserver_preload([*_WORKER_MODULES, *modules])  # read when it starts
         with _without_cwd_on_path():
             forkserver.ensure_running()
         return context

@@ -12,7 +12,7 @@ import numpy as np
 from tests.refvps_fixture import write_png_labels
 
 
-def build_heavy(root: Path, clips: int = 6, anno_frames: int = 40,
+def build_heavy(root: Path, clips: int = 24, anno_frames: int = 60,
                 size: tuple[int, int] = (720, 1280)) -> tuple[Path, Path]:
     """Write ``root/ref-vps`` and ``root/preds``; return (data root, predictions folder)."""
     data, preds = root / "ref-vps", root / "preds"

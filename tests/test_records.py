@@ -1,5 +1,6 @@
 import json
 import os
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -124,3 +125,16 @@ def _result_of(run):
     summary["files"] = {k: str(run.folder.resolve() / name) for k, name in
                         (("frames", "frames.csv"), ("summary", "summary.json"))}
     return EvalResult(summary, run.frames, run.units, run.tables)
+
+
+def test_runs_recorded_in_the_same_second_keep_their_order():
+    """Run ids carry milliseconds, so two runs recorded within one second list oldest first
+    whatever their names (the name comes after the time in the id)."""
+    from refvps.leaderboard import records
+
+    ids = []
+    for name in ("zeta", "alpha"):  # recorded in this order, names sorting the other way
+        ids.append(records.new_run_id(name, "ref-vps"))
+        time.sleep(0.002)
+    assert ids[0][:19] < ids[1][:19]  # the time parts alone order them
+    assert sorted(ids, key=lambda i: ("2026-01-01T00:00:00+00:00", i)) == ids

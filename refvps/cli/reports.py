@@ -169,7 +169,7 @@ def compare_command(run_a, run_b, boot, perm, seed, csv_path, as_json, percent, 
     \b
     Examples:
       refvps compare my-model baseline
-      refvps compare 20250101T120000Z-ref-vps-a 20250102T090000Z-ref-vps-b --json --percent
+      refvps compare 20250101T120000000Z-ref-vps-a 20250102T090000000Z-ref-vps-b --json --percent
     """
     from refvps.fileio import atomic_write_text
     from refvps.report.stats import compare_runs

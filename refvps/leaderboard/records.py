@@ -94,8 +94,10 @@ def _slug(text: str) -> str:
 
 
 def new_run_id(name: str, benchmark: str) -> str:
-    """``<UTC time>-<benchmark>-<name>-<random>``: sortable by time, unique, filesystem-safe."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """``<UTC time>-<benchmark>-<name>-<random>``: sortable by time (to the millisecond: runs
+    a second apart are common), unique, filesystem-safe."""
+    now = datetime.now(timezone.utc)
+    stamp = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z"
     return f"{stamp}-{_slug(benchmark)}-{_slug(name)}-{secrets.token_hex(3)}"
 
 

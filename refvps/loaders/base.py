@@ -11,10 +11,9 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
-import pandas as pd
 
 from refvps.errors import MaskError, Problem, RefvpsError, UsageError
 from refvps.formats import FRAME_EXT, JPEG_DIR
@@ -24,6 +23,9 @@ from refvps.metrics import (boundary_radius, decay_with_check, jf_score, sequenc
                             sequence_recall, temporal_consistency)
 from refvps.metrics.bits import pack_mask, popcount
 from refvps.metrics.boundary import f_of_packed
+
+if TYPE_CHECKING:  # pandas is imported where tables are built: scoring workers never need it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,8 @@ class Benchmark(ABC):
 
     def units_table(self) -> pd.DataFrame:
         """One row per query with its metadata (text, concept, annotator, class, ...)."""
+        import pandas as pd
+
         rows = []
         for q in self.queries():
             row = {"unit": q.unit, "video": q.video, "query_id": q.query_id, "text": q.text,
@@ -286,6 +290,8 @@ class Benchmark(ABC):
     # --- protocol ---------------------------------------------------------------------------
     def unit_scores(self, frames: pd.DataFrame) -> pd.DataFrame:
         """Per-unit statistics from the per-frame rows (frames in scoring order)."""
+        import pandas as pd
+
         frames = frames.sort_values(["unit", "t"], kind="stable")
         stats = frames.groupby("unit", sort=False).apply(
             lambda g: pd.Series(_unit_stats(g, self.compute_f, self.decay_mode)),

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from refvps.errors import MaskError, Problem
@@ -27,6 +27,9 @@ from refvps.loaders.base import Benchmark, GroundTruth, Query, TaskResult, Video
 from refvps.loaders.jsonfiles import (JsonChecker, check_video_record, is_int, read_json_object,
                                       read_videos, well_formed)
 from refvps.masks import rle_decode
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GT_SPLITS = ("train", "valid_u")
 MISSING_COUNTS = ("videos_missing_scored_zero", "expressions_scored_zero", "expressions_dropped")

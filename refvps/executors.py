@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -203,6 +204,18 @@ def _task_frames(task: VideoTask) -> int:
     return sum(len(query.frames) for query in task.queries)
 
 
+def _schedule(benchmark: Benchmark, store, tasks: list[VideoTask],
+              workers: int) -> list[VideoTask]:
+    """The order a pool takes the tasks in: largest first, so that the last ones to finish are
+    short, with the ``workers`` shortest videos in halves where the benchmark scores query by
+    query, so that no worker is left with a whole video while the others wait (results are
+    put in scoring order afterwards, whatever order they arrive in)."""
+    ordered = sorted(tasks, key=_task_frames, reverse=True)
+    head, tail = ordered[:-workers], ordered[-workers:]
+    parts = [part for task in tail for part in benchmark.split_task(task, store)]
+    return head + sorted(parts, key=_task_frames, reverse=True)
+
+
 def auto_workers(tasks: list[VideoTask]) -> int:
     """Default worker count: one for a small job, else every core this process may use."""
     frames = sum(_task_frames(task) for task in tasks)
@@ -238,17 +251,16 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
                 yield score_safely(benchmark, task, store, allow_missing)
                 bar.update()
             return
-        # Largest videos first, so the last task to finish is a small one (results are put in
-        # scoring order afterwards, whatever order they arrive in).
-        largest_first = sorted(tasks, key=_task_frames, reverse=True)
+        largest_first = _schedule(benchmark, store, tasks, workers)
+        parts = Counter(task.video for task in largest_first)
         with process_pool(workers, _init_worker, (benchmark, store, allow_missing)) as pool:
-            futures = [pool.submit(_score, task) for task in largest_first]
+            futures = {pool.submit(_score, task): task.video for task in largest_first}
             for future in as_completed(futures):
                 try:
                     result = future.result()
                 except BrokenProcessPool:
                     raise RefvpsError(_BROKEN_POOL) from None
                 yield result
-                bar.update()
+                bar.update(1 / parts[futures[future]])  # the bar counts videos
     finally:
         bar.close()

@@ -316,3 +316,52 @@ def test_data_may_be_the_split_folder(root, shifted):
     runner = CliRunner().invoke(main, ["eval", "-b", "mevis", "--data", str(split_dir), "--preds",
                                        str(shifted), "--no-progress", "--no-record", "-j", "1"])
     assert runner.exit_code == 0, runner.output
+
+
+def test_pool_splits_the_shortest_videos_and_scores_every_query_once(root, shifted):
+    """A pool scores the shortest videos' expressions in two halves (so no worker waits for
+    another's whole video); every expression is still scored once, with the serial result."""
+    import pandas as pd
+
+    from refvps.evaluation import open_predictions
+    from refvps.executors import _schedule
+
+    bench = load_benchmark("mevis", root, "valid_u")
+    store, tasks, _presence = open_predictions(bench, shifted)
+    scheduled = _schedule(bench, store, tasks, workers=2)
+    assert len(scheduled) > len(tasks)  # some video was split
+    units = sorted(q.unit for task in scheduled for q in task.queries)
+    assert units == sorted(q.unit for task in tasks for q in task.queries)  # a partition
+    for video in {task.video for task in scheduled}:
+        parts = [task.part for task in scheduled if task.video == video]
+        assert sorted(parts) in ([0], [0, 1])
+    serial, pooled = run(shifted, root), run(shifted, root, workers=2)
+    pd.testing.assert_frame_equal(serial.frames, pooled.frames)
+    assert serial.metrics == pooled.metrics and serial.summary["counts"] == pooled.summary["counts"]
+
+
+def test_split_task_halves_by_frames(root):
+    from refvps.loaders.base import Query, VideoTask
+
+    bench = load_benchmark("mevis", root, "valid_u")
+    queries = [Query("v", str(i), "", tuple(range(n))) for i, n in enumerate((10, 10, 30, 5))]
+    task = VideoTask("v", queries, gt="shared")
+    halves = bench.split_task(task, _AllFolders())
+    # 20 + 35 frames is the most even cut (50 + 5 the other candidate)
+    assert [sum(len(q.frames) for q in half.queries) for half in halves] == [20, 35]
+    assert [q for half in halves for q in half.queries] == queries
+    assert [half.part for half in halves] == [0, 1] and {h.gt for h in halves} == {"shared"}
+    single = VideoTask("v", queries[:1])
+    assert bench.split_task(single, _AllFolders()) == [single]
+    bench.set_missing_mode("official")  # a video missing under the official rule stays whole
+    assert bench.split_task(task, _NoFolders()) == [task]
+
+
+class _AllFolders:
+    def has_folder(self, name: str) -> bool:
+        return True
+
+
+class _NoFolders:
+    def has_folder(self, name: str) -> bool:
+        return False

@@ -46,11 +46,16 @@ class Query:
 
 @dataclass
 class VideoTask:
-    """A picklable unit of work: one video, its queries and where its ground truth lives."""
+    """A picklable unit of work: one video, its queries and where its ground truth lives.
+
+    A pool may score a video's queries in two parts (:meth:`Benchmark.split_task`): ``part``
+    numbers them.
+    """
 
     video: str
     queries: list[Query]
     gt: Any = None
+    part: int = 0
 
 
 @dataclass
@@ -129,6 +134,7 @@ class Benchmark(ABC):
     server_splits: ClassVar[tuple[str, ...]] = ()  # splits without public GT (scored by a server)
     submission_root: ClassVar[str | None] = None  # top folder of a server zip; None = no submit
     missing_modes: ClassVar[tuple[str, ...]] = ("strict",)  # how missing predictions are handled
+    splits_by_query: ClassVar[bool] = False  # a video's queries may be scored in two parts
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
         self.root = Path(root)
@@ -164,6 +170,19 @@ class Benchmark(ABC):
     @abstractmethod
     def tasks(self) -> list[VideoTask]:
         """One task per video of the split, in a stable order."""
+
+    def split_task(self, task: VideoTask, store) -> list[VideoTask]:
+        """``task`` as two tasks of consecutive queries with about as many frames each, so that
+        a pool's last tasks are short; ``[task]`` where the protocol scores a video as a whole
+        (``splits_by_query`` false) or it has a single query."""
+        if not self.splits_by_query or len(task.queries) < 2:
+            return [task]
+        frames = np.cumsum([len(query.frames) for query in task.queries])
+        middle = int(np.searchsorted(frames, frames[-1] / 2))  # the query holding the middle
+        cut = min((c for c in (middle, middle + 1) if 0 < c < len(task.queries)),
+                  key=lambda c: abs(2 * int(frames[c - 1]) - int(frames[-1])))
+        return [VideoTask(task.video, task.queries[:cut], task.gt, 0),
+                VideoTask(task.video, task.queries[cut:], task.gt, 1)]
 
     @abstractmethod
     def load_gt(self, task: VideoTask) -> GroundTruth:

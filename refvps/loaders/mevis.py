@@ -100,6 +100,7 @@ class MeViS(Benchmark):
     server_splits = ("valid",)
     submission_root = ""
     missing_modes = ("strict", "official")
+    splits_by_query = True
     protocol = ("J and F on every frame (no void), GT = union of the expression's objects, mean "
                 "per expression, mean over expressions; J&F = (J + F) / 2")
     reference = "henghuiding/MeViS tools/eval_mevis.py"
@@ -262,6 +263,12 @@ class MeViS(Benchmark):
 
     def tasks(self) -> list[VideoTask]:
         return self._build(with_gt=self.has_gt)
+
+    def split_task(self, task: VideoTask, store) -> list[VideoTask]:
+        # A video missing under the official rule is scored zero, and counted, as a whole.
+        if self.missing == "official" and not store.has_folder(task.video):
+            return [task]
+        return super().split_task(task, store)
 
     def queries(self) -> list[Query]:
         return [q for task in self._build(with_gt=False) for q in task.queries]

@@ -71,6 +71,7 @@ class RefVPS(Benchmark):
     reference = "refvps-defined (no public reference implementation; see docs/benchmarks/ref-vps.md)"
     headline = ("J", "F", "J&F", "TC")
     unit_name = "expression"
+    splits_by_query = True  # scored query by query (Benchmark.score_task)
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
         super().__init__(root, split, decay_mode)

@@ -64,6 +64,7 @@ class RefYouTubeVOS(Benchmark):
                  "henghuiding/MeViS tools/eval_mevis.py")
     headline = ("J&F", "J", "F")
     unit_name = "expression"
+    splits_by_query = True  # scored query by query (Benchmark.score_task)
 
     def __init__(self, root: str | Path, split: str | None = None, decay_mode: str = "davis2017"):
         super().__init__(root, split, decay_mode)

@@ -255,3 +255,17 @@ def test_f_at_every_word_edge_equals_literal_reference(radius):
             for a, b in ((gt, pred), (gt, stripes), (stripes, pred ^ stripes)):
                 expected = float(literal_f(b, a, None, radius))
                 assert contour_accuracy(a, b, None, radius) == expected, (shape, density)
+
+
+def test_compiled_kernel_refuses_inconsistent_arguments(kernel):
+    """Shapes, width and radius are checked before the C code reads a word."""
+    if kernel != "compiled":
+        pytest.skip("the compiled kernel's own checks")
+    words = np.zeros((3, 2), np.uint64)
+    for args in ((words, np.zeros((3, 1), np.uint64), 70, 2),  # shapes differ
+                 (words, words, 200, 2),  # 200 columns need 4 words
+                 (words, words, 0, 2), (words, words, 70, -1),
+                 (words.astype(np.uint32), words.astype(np.uint32), 70, 2)):
+        with pytest.raises(ValueError):
+            COMPILED.pair_counts(*args)
+    assert COMPILED.pair_counts(words, words, 70, 2) == (0, 0, 0, 0)

@@ -265,8 +265,8 @@ static PyObject *pair_counts(PyObject *self, PyObject *args) {
     }
     Py_ssize_t height = gt.shape[0], words = gt.shape[1];
     PyObject *result = NULL;
-    if (pred.shape[0] != height || pred.shape[1] != words || words != width / 64 + 1 ||
-        radius < 0 || radius >= 4096) {
+    if (pred.shape[0] != height || pred.shape[1] != words || width < 1 ||
+        words != width / 64 + 1 || radius < 0 || radius >= 4096) {
         PyErr_SetString(PyExc_ValueError, "pair_counts: shapes, width or radius do not agree");
         goto done;
     }

@@ -321,6 +321,8 @@ def f_of_packed(gt_bits: np.ndarray, pred_bits: np.ndarray, shape: tuple[int, in
                 radius: int) -> float:
     """F of two masks packed by :func:`~refvps.metrics.bits.pack_mask` (void already
     cleared): the per-frame scorers' entry point."""
+    if shape[0] * shape[1] == 0:
+        return f_from_counts(0, 0, 0, 0)
     if _FASTF is not None and radius < 4096:
         return f_from_counts(*_FASTF.pair_counts(gt_bits, pred_bits, shape[1], radius))
     gt_boundary, pred_boundary = boundaries_of_packed(np.stack([gt_bits, pred_bits]), shape)

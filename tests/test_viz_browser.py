@@ -92,6 +92,8 @@ def test_viz_video_plays_in_chromium(sample, served, suffix):
     assert "error" not in played, played
     assert played["readyState"] == 4                       # HAVE_ENOUGH_DATA: decoded and played
     assert played["duration"] == pytest.approx(n_frames / 6, abs=1e-3)
-    assert played["decoded"] == n_frames and played["dropped"] == 0
+    # Every frame decoded; a frame the browser presents late on a busy machine counts as
+    # dropped, which says nothing about the file (seen once with the suite on two workers).
+    assert played["decoded"] == n_frames, played
     assert played["callbacks"] >= 1                          # frames were presented
     assert played["width"] == meta[clip]["width"] + meta[clip]["width"] % 2

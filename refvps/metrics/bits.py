@@ -184,7 +184,7 @@ def dilate_stack(canvas: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarra
     counts the pixels of image i within ``disk(radius)`` of a pixel of image j. Both are
     scratch arrays, valid until the next call on this thread.
 
-    For radii up to 16 (frames up to about 1400 x 800) the words are first laid out
+    For radii up to 16 (diagonals up to 2,000 pixels; 1080p needs 18) the words are first laid out
     overlapping (:func:`_overlapped`): each word carries ``radius`` or more pixels of its
     neighbours on either side, so the row-run dilations need no carries between words and
     cost half the NumPy calls.

@@ -179,7 +179,7 @@ def test_packed_disk_dilation_equals_skimage_disk_dilation(radius):
     import cv2
     from skimage.morphology import disk
 
-    from refvps.metrics.bits import dilate_disk, pack_mask
+    from refvps.metrics.bits import dilate_canvas, pack_mask, padded_canvas
 
     rng = np.random.default_rng(radius)
     for shape in ((57, 83), (20, 200), (5, 64), (3, 129)):
@@ -189,10 +189,13 @@ def test_packed_disk_dilation_equals_skimage_disk_dilation(radius):
             padded = np.zeros((shape[0] + 2 * radius, shape[1] + 2 * radius), np.uint8)
             padded[radius:radius + shape[0], radius:radius + shape[1]] = image
             expected = cv2.dilate(padded, disk(radius).astype(np.uint8))
-            top, word, bits = dilate_disk(pack_mask(image), radius)
+            packed = pack_mask(image)
+            canvas, reach = padded_canvas(1, shape[0], packed.shape[1], radius)
+            canvas[0, :, reach:reach + packed.shape[1]] = packed
+            bits = dilate_canvas(canvas, radius)[0]  # `radius` more rows on each side
             got = np.unpackbits(bits.astype("<u8").view(np.uint8), axis=1, bitorder="little")
-            left = 64 * word  # column of got's first bit, relative to the image
-            assert top == -radius
+            assert got.shape[0] == shape[0] + 2 * radius
+            left = -64 * reach  # column of got's first bit, relative to the image
             assert not got[:, :-radius - left].any() if -radius - left > 0 else True
             window = got[:, -radius - left:-radius - left + shape[1] + 2 * radius]
             assert np.array_equal(window, expected)

@@ -290,17 +290,3 @@ def dilate_canvas(canvas: np.ndarray, radius: int) -> np.ndarray:
             band = out[:, radius + dy:radius + dy + rows]
             np.bitwise_or(band, image, out=band)
     return out
-
-
-def dilate_disk(bits: np.ndarray, radius: int) -> tuple[int, int, np.ndarray]:
-    """``bits`` (rows, words) dilated by ``disk(radius)``: (row offset, word offset, packed array).
-
-    The result covers ``radius`` more rows on each side and enough words for ``radius`` more
-    columns, so nothing is clipped.
-    """
-    if radius <= 0:
-        return 0, 0, bits.copy()
-    rows, words = bits.shape
-    canvas, reach = padded_canvas(1, rows, words, radius)
-    canvas[0, :, reach:reach + words] = bits
-    return -radius, -reach, dilate_canvas(canvas, radius)[0].copy()

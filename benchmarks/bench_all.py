@@ -48,10 +48,12 @@ from literal_davis import literal_f  # noqa: E402  (tests/)
 
 from refvps.allocator import keep_freed_memory  # noqa: E402
 from refvps.evaluation import evaluate  # noqa: E402
+from refvps.executors import SMALL_JOB_FRAMES  # noqa: E402
 from refvps.loaders import load_benchmark  # noqa: E402
 from refvps.masks import read_mask_bytes  # noqa: E402
 from refvps.metrics import contour_accuracy  # noqa: E402
 from refvps.predictions import PredictionStore  # noqa: E402
+from refvps.sample import make_sample  # noqa: E402
 
 
 def load() -> str:
@@ -133,7 +135,8 @@ def bench_png(rounds: int, count: int) -> None:
 
 
 # --- 3. MeViS end to end --------------------------------------------------------------------------
-def _fresh_eval(root: Path, preds: Path, workers: int) -> tuple[float, dict]:
+def _fresh_eval(root: Path, preds: Path, workers: int, benchmark: str = "mevis",
+                split: str | None = "valid_u") -> tuple[float, dict]:
     """Wall seconds of ``evaluate`` in a fresh process set up as ``refvps eval`` is (its pool
     workers do not re-import this script, which imports the literal scorers), and J, F."""
     code = (
@@ -142,7 +145,7 @@ def _fresh_eval(root: Path, preds: Path, workers: int) -> tuple[float, dict]:
         "from refvps.evaluation import evaluate\n"
         "keep_freed_memory()\n"
         "started = time.perf_counter()\n"
-        f"result = evaluate({str(preds)!r}, 'mevis', {str(root)!r}, 'valid_u', "
+        f"result = evaluate({str(preds)!r}, {benchmark!r}, {str(root)!r}, {split!r}, "
         f"workers={workers}, progress=False)\n"
         "print(json.dumps([time.perf_counter() - started,"
         " {'J': result.metrics['J'], 'F': result.metrics['F']}]))\n")
@@ -152,7 +155,23 @@ def _fresh_eval(root: Path, preds: Path, workers: int) -> tuple[float, dict]:
     return seconds, metrics
 
 
-def bench_mevis(frames: int, rounds: int, work: Path) -> None:
+def _workers_1_vs_2(root: Path, preds: Path, pairs: int, **where) -> str:
+    """2 workers against 1, fresh processes run in interleaved pairs, as wall-time ratios."""
+    times: dict[int, list[float]] = {1: [], 2: []}
+    seen = []
+    for _ in range(pairs):
+        for workers in (1, 2):
+            seconds, metrics = _fresh_eval(root, preds, workers, **where)
+            times[workers].append(seconds)
+            seen.append(metrics)
+    assert all(metrics == seen[0] for metrics in seen), seen
+    per_pair = [one / two for one, two in zip(times[1], times[2])]
+    return (f"min/min {min(times[1]) / min(times[2]):.2f}x  median of {pairs} pairs "
+            f"{statistics.median(per_pair):.2f}x   (1 worker {min(times[1]):.3f} s, "
+            f"2 workers {min(times[2]):.3f} s)")
+
+
+def bench_mevis(frames: int, rounds: int, pairs: int, work: Path) -> None:
     from bench_mevis import FRAMES, build, peak_rss_mib
 
     print(f"\n3. MeViS end to end, {frames} expression-frames at 480x854, PNGs written by PIL "
@@ -169,7 +188,7 @@ def bench_mevis(frames: int, rounds: int, work: Path) -> None:
     def official():
         return official_mevis.summary(official_mevis.eval_mevis(str(preds), str(split)))
 
-    runs = {key: [] for key in ("floor", "official", "refvps-1", "fresh-1", "fresh-2")}
+    runs = {key: [] for key in ("floor", "official", "refvps-1")}
     result = expected = None
     for _ in range(rounds):
         runs["floor"].append(cpu_time(floor))
@@ -179,10 +198,6 @@ def bench_mevis(frames: int, rounds: int, work: Path) -> None:
         started = time.process_time()
         result = evaluate(preds, "mevis", root, "valid_u", workers=1, progress=False)
         runs["refvps-1"].append(time.process_time() - started)
-        for workers in (1, 2):
-            seconds, metrics = _fresh_eval(root, preds, workers)
-            runs[f"fresh-{workers}"].append(seconds)
-            assert metrics == {"J": result.metrics["J"], "F": result.metrics["F"]}
     j, f, _jf = expected
     print(f"   J refvps {result.metrics['J']!r} official {j!r}; F refvps {result.metrics['F']!r} "
           f"official {f!r}; identical: {result.metrics['J'] == j and result.metrics['F'] == f}")
@@ -192,9 +207,14 @@ def bench_mevis(frames: int, rounds: int, work: Path) -> None:
     print(f"   refvps 1 worker / decode floor (CPU):    min "
           f"{min(r / fl for r, fl in zip(runs['refvps-1'], runs['floor'])):.2f}  median "
           f"{statistics.median(r / fl for r, fl in zip(runs['refvps-1'], runs['floor'])):.2f}")
-    print(f"   2 workers vs 1 worker (wall, fresh process): "
-          f"{ratios(runs['fresh-1'], runs['fresh-2'])}   (1 worker {min(runs['fresh-1']):.2f} s, "
-          f"2 workers {min(runs['fresh-2']):.2f} s)")
+    print(f"   2 workers vs 1 worker (wall, fresh process; {load()}):\n      "
+          f"{_workers_1_vs_2(root, preds, pairs)}")
+    sample = make_sample(work / "sample")
+    small = _workers_1_vs_2(sample.root, sample.predictions["eroded"], pairs,
+                            benchmark="ref-vps", split=None)
+    print(f"   small job, 2 workers vs 1 worker (the Ref-VPS sample, 384 query-frames; a job under "
+          f"{SMALL_JOB_FRAMES} query-frames runs in one process whatever the workers):\n      "
+          f"{small}")
     small_root, small_preds, small_frames = build(work / "mevis-b", scale / 2, seed=1,
                                                   writer="pil")
     print(f"   peak RSS of a fresh 1-worker eval: {peak_rss_mib(small_root, small_preds):.0f} MiB "
@@ -262,7 +282,8 @@ def main() -> None:
         if "png" in sections:
             bench_png(rounds=3 if quick else 5, count=40 if quick else 200)
         if "mevis" in sections:
-            bench_mevis(frames=1200 if quick else 12000, rounds=2 if quick else 2, work=work)
+            bench_mevis(frames=1200 if quick else 12000, rounds=2, pairs=3 if quick else 7,
+                        work=work)
         if "refdavis" in sections:
             bench_refdavis(*((2, 8) if quick else (8, 30)), rounds=2, work=work)
         if "cli" in sections:

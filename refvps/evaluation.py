@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -197,9 +197,11 @@ def data_fingerprint(benchmark: Benchmark, gt_digests: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def open_predictions(bench: Benchmark, preds: str | Path
+def open_predictions(bench: Benchmark, preds: str | Path,
+                     on_tasks: Callable[[list[VideoTask]], None] | None = None
                      ) -> tuple[PredictionStore, list[VideoTask], Presence]:
-    """Validate the dataset, open the predictions and check which required files are there."""
+    """Validate the dataset, open the predictions and check which required files are there
+    (``on_tasks`` is called with the tasks before that check)."""
     dataset_problems = bench.validate()
     if dataset_problems:
         raise ValidationError(f"dataset {bench.root} ({bench.title})", dataset_problems)
@@ -209,6 +211,8 @@ def open_predictions(bench: Benchmark, preds: str | Path
     if not any(task.queries for task in tasks):
         raise RefvpsError(f"{bench.title}: nothing to score, split {bench.split!r} of {bench.root} "
                           "has no videos with queries")
+    if on_tasks is not None:
+        on_tasks(tasks)
     required = bench.required_predictions(store, tasks)
     presence = check_presence(store, required, tolerated=bench.tolerated_prediction_paths())
     return store, tasks, presence
@@ -248,7 +252,7 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
 def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor, progress,
               decay_mode, name, address, missing, runs, started) -> EvalResult:
     from refvps import __version__
-    from refvps.executors import score_tasks
+    from refvps.executors import pool_workers, score_tasks, start_pool_server
 
     if missing is not None and not isinstance(benchmark, Benchmark):
         benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
@@ -259,13 +263,6 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
     if options and "runs" not in inspect.signature(benchmark_class(benchmark)).parameters:
         raise RefvpsError(f"--runs applies to benchmarks with annotator runs (ref-davis), not "
                           f"{benchmark}")
-    if executor == "local" and workers is not None and workers > 1:
-        from refvps.executors import start_pool_server
-        from refvps.loaders import BENCHMARKS
-
-        module = (type(benchmark).__module__ if isinstance(benchmark, Benchmark)
-                  else BENCHMARKS.get(benchmark, "").partition(":")[0])
-        start_pool_server((module,) if module else ())
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
         benchmark, data, split, decay_mode=decay_mode, **options)
     if missing is not None:
@@ -277,7 +274,12 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
             f"{bench.title}: split {bench.split!r} has no public ground truth; it is scored by the "
             f"evaluation server. Build the upload with: refvps submit --benchmark {bench.name} "
             f"--split {bench.split} --data DATA --preds {preds} --out submission.zip")
-    store, tasks, presence = open_predictions(bench, preds)
+
+    def start_pool(tasks: list[VideoTask]) -> None:  # on another core, while the files are listed
+        if executor == "local" and pool_workers(tasks, workers) > 1:
+            start_pool_server((type(bench).__module__,))
+
+    store, tasks, presence = open_predictions(bench, preds, on_tasks=start_pool)
     problems: list[Problem] = list(presence.unknown_problems)
     if not allow_missing and bench.missing == "strict":
         problems += presence.missing_problems

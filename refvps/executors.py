@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
 import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,10 @@ def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
     cv2.setNumThreads(1)  # parallelism comes from the processes
     keep_freed_memory()
     _STATE.update(benchmark=benchmark, store=store, allow_missing=allow_missing)
+
+
+def _ready() -> None:
+    """Nothing: a pool worker that returns it is up and waiting for tasks."""
 
 
 def _score(task: VideoTask) -> TaskResult:
@@ -195,9 +200,9 @@ def default_workers() -> int:
 
 
 SMALL_JOB_FRAMES = 3000
-"""Below this many query-frames a pool costs more than it saves (starting workers that import
-numpy, OpenCV and pandas takes about as long as one process scoring 3,000 frames): by default
-one process scores them."""
+"""Below this many query-frames one process scores the job, whatever the worker count asked
+for: starting a pool (its fork server imports numpy and OpenCV on the other core meanwhile)
+costs more than a second process saves there, and two workers would be slower than one."""
 
 
 def _task_frames(task: VideoTask) -> int:
@@ -216,10 +221,95 @@ def _schedule(benchmark: Benchmark, store, tasks: list[VideoTask],
     return head + sorted(parts, key=_task_frames, reverse=True)
 
 
-def auto_workers(tasks: list[VideoTask]) -> int:
-    """Default worker count: one for a small job, else every core this process may use."""
-    frames = sum(_task_frames(task) for task in tasks)
-    return 1 if frames < SMALL_JOB_FRAMES else default_workers()
+def pool_workers(tasks: list[VideoTask], workers: int | None) -> int:
+    """How many processes score ``tasks`` on this machine: ``workers`` (default: every core
+    this process may use), at most one per task, and one for a job under
+    :data:`SMALL_JOB_FRAMES` query-frames."""
+    if sum(_task_frames(task) for task in tasks) < SMALL_JOB_FRAMES:
+        return 1
+    wanted = default_workers() if workers is None else max(1, workers)
+    return max(1, min(wanted, len(tasks)))
+
+
+def _score_with_pool(benchmark: Benchmark, store, tasks: list[VideoTask], allow_missing: bool,
+                     workers: int, bar) -> Iterator[TaskResult]:
+    """Score on ``workers - 1`` pool processes and in this process, all taking tasks from one
+    queue in :func:`_schedule` order.
+
+    This process would otherwise sit idle waiting for results; scoring here instead starts at
+    once, while the pool's workers start (a thread starts them: a submit waits until the fork
+    server has finished its imports), and its results need no transfer. A worker gets its first
+    task once it is up, and each next one as it returns the last, so that a task never waits
+    for a worker while this process could score it, and no worker holds queued tasks while
+    another has none: on a small job this process may score everything.
+    """
+    from refvps.loaders.base import score_safely
+
+    pending = deque(_schedule(benchmark, store, tasks, workers))
+    parts = Counter(task.video for task in pending)
+    total = len(pending)
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # (video, future) from the pool
+    probes: list[Future] = []
+
+    with process_pool(workers - 1, _init_worker, (benchmark, store, allow_missing)) as pool:
+        def submit_next() -> None:
+            try:
+                task = pending.popleft()
+            except IndexError:
+                return
+            try:
+                future = pool.submit(_score, task)
+            except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down on an error
+                future = Future()
+                future.set_exception(exc)
+                finished.put((task.video, future))
+                return
+            future.add_done_callback(lambda done: on_done(task.video, done))
+
+        def on_done(video: str, future: Future) -> None:  # runs on the pool's manager thread
+            finished.put((video, future))
+            if not future.cancelled() and future.exception() is None:
+                submit_next()
+
+        def on_ready(probe: Future) -> None:  # a worker is up: give it a task
+            if not probe.cancelled() and probe.exception() is None:
+                submit_next()
+
+        def start_workers() -> None:
+            for _ in range(workers - 1):
+                try:
+                    probes.append(pool.submit(_ready))
+                except (BrokenProcessPool, RuntimeError):  # this process left on an error
+                    return
+                probes[-1].add_done_callback(on_ready)
+
+        starter = threading.Thread(target=start_workers, name="refvps-pool-starter", daemon=True)
+        starter.start()
+        try:
+            for _ in range(total):
+                if finished.empty() and pending:
+                    try:
+                        task = pending.popleft()
+                    except IndexError:  # the pool's last refill took it
+                        pass
+                    else:
+                        yield score_safely(benchmark, task, store, allow_missing)
+                        bar.update(1 / parts[task.video])  # the bar counts videos
+                        continue
+                video, future = finished.get()
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise RefvpsError(_BROKEN_POOL) from None
+                yield result
+                bar.update(1 / parts[video])
+        finally:
+            pending.clear()  # nothing more for the pool once this ends, however it ends
+            starter.join()  # its workers started, so that an error can stop them
+    # A worker that died starting is an error even when this process scored everything.
+    if any(not probe.cancelled() and isinstance(probe.exception(), BrokenProcessPool)
+           for probe in probes):
+        raise RefvpsError(_BROKEN_POOL)
 
 
 def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_missing: bool,
@@ -236,8 +326,7 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
         raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     from tqdm import tqdm  # imported here: the command line starts without it
 
-    workers = auto_workers(tasks) if workers is None else max(1, workers)
-    workers = min(workers, len(tasks)) or 1
+    workers = pool_workers(tasks, workers)
     bar = tqdm(total=len(tasks), unit="video", desc=f"scoring {benchmark.name}",
                disable=None if progress else True, leave=False)
     try:
@@ -251,16 +340,6 @@ def score_tasks(benchmark: Benchmark, store, tasks: list[VideoTask], *, allow_mi
                 yield score_safely(benchmark, task, store, allow_missing)
                 bar.update()
             return
-        largest_first = _schedule(benchmark, store, tasks, workers)
-        parts = Counter(task.video for task in largest_first)
-        with process_pool(workers, _init_worker, (benchmark, store, allow_missing)) as pool:
-            futures = {pool.submit(_score, task): task.video for task in largest_first}
-            for future in as_completed(futures):
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    raise RefvpsError(_BROKEN_POOL) from None
-                yield result
-                bar.update(1 / parts[futures[future]])  # the bar counts videos
+        yield from _score_with_pool(benchmark, store, tasks, allow_missing, workers, bar)
     finally:
         bar.close()

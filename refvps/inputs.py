@@ -113,7 +113,9 @@ def read_file(path: str | Path, where: str | None = None, limit: int = MAX_MASK_
     """The bytes of the regular file ``path`` (its first ``head`` bytes if given), bounded.
 
     Opened non-blocking (a FIFO swapped in after a check cannot hang the read) and checked with
-    ``fstat`` on the open descriptor, so what is read is what was checked.
+    ``fstat`` on the open descriptor, so what is read is what was checked. Read straight from
+    the descriptor, its size plus one byte: a buffered read of ``limit`` bytes would map and
+    unmap a ``limit``-sized buffer for every mask.
     """
     where = str(path) if where is None else where
     try:
@@ -126,19 +128,41 @@ def read_file(path: str | Path, where: str | None = None, limit: int = MAX_MASK_
             raise InputFileError(where, _kind(info.st_mode))
         if info.st_size > limit:
             raise InputFileError(where, too_large(info.st_size, limit))
-    except BaseException:
+        if head is not None:
+            return _read_fd(fd, head)
+        data = _read_fd(fd, info.st_size + 1)
+        if len(data) > info.st_size:  # it grew since fstat: read on, up to the limit
+            data += _read_fd(fd, limit + 1 - len(data))
+    except OSError as exc:
+        raise InputFileError(where, _os_reason(exc, path)) from None
+    finally:
         os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(head) if head is not None else read_bounded(handle, where, limit)
+    if len(data) > limit:
+        raise InputFileError(where, _longer_than(limit))
+    return data
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from ``fd``, fewer only at the end of the file."""
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _longer_than(limit: int) -> str:
+    return f"is larger than the {limit // 2**20} MiB refvps reads for one file of this kind; not read"
 
 
 def read_bounded(handle: BinaryIO, where: str, limit: int = MAX_MASK_BYTES) -> bytes:
     """At most ``limit`` bytes of ``handle``; a longer stream is refused, not read on."""
     data = handle.read(limit + 1)
     if len(data) > limit:
-        raise InputFileError(where, f"is larger than the {limit // 2**20} MiB refvps reads for "
-                                    "one file of this kind; not read")
+        raise InputFileError(where, _longer_than(limit))
     return data
 
 

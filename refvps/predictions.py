@@ -310,6 +310,15 @@ class Presence:
     unknown_problems: list[Problem]  # unlistable folders, folders matching nothing in the dataset
 
 
+def _folders_of(relpaths: Iterable[str]) -> set[str]:
+    """Every folder above the given relative POSIX paths ("a/b/c.png": "a" and "a/b")."""
+    folders: set[str] = set()
+    for parent in {relpath.rpartition("/")[0] for relpath in relpaths} - {""}:
+        parts = parent.split("/")
+        folders.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return folders
+
+
 def check_presence(store: PredictionStore, required: list[str],
                    unknown_depth: int = 2, tolerated: Iterable[str] = ()) -> Presence:
     """Missing required files and unknown folders, grouped into readable problems.
@@ -322,20 +331,12 @@ def check_presence(store: PredictionStore, required: list[str],
     store.adapt_prefix(required)
     files = store.files()
     missing = [r for r in required if r not in files and not store.listed(r)]
-    expected_dirs: set[str] = set()
-    for relpath in [*required, *tolerated]:
-        parts = PurePosixPath(relpath).parts[:-1]
-        for depth in range(1, len(parts) + 1):
-            expected_dirs.add("/".join(parts[:depth]))
-    present_dirs = set()
-    for relpath in files:
-        parts = PurePosixPath(relpath).parts[:-1]
-        for depth in range(1, len(parts) + 1):
-            present_dirs.add("/".join(parts[:depth]))
+    expected_dirs = _folders_of([*required, *tolerated])
+    present_dirs = _folders_of(files)
     missing_problems: list[Problem] = []
     by_dir: dict[str, list[str]] = defaultdict(list)
     for relpath in missing:
-        parts = PurePosixPath(relpath).parts
+        parts = relpath.split("/")
         anchor = "/".join(parts[:-1])
         for depth in range(1, len(parts)):
             prefix = "/".join(parts[:depth])
@@ -348,13 +349,13 @@ def check_presence(store: PredictionStore, required: list[str],
             missing_problems.append(Problem(store.describe(anchor),
                                             f"folder missing ({len(paths)} required frame(s))"))
         else:
-            names = [PurePosixPath(p).stem for p in sorted(paths)]
-            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            names = [PurePosixPath(p).stem for p in sorted(paths)[:9]]
+            shown = ", ".join(names[:8]) + (", ..." if len(paths) > 8 else "")
             missing_problems.append(Problem(store.describe(anchor),
-                                            f"missing {len(names)} required frame(s): {shown}"))
+                                            f"missing {len(paths)} required frame(s): {shown}"))
     unknown_problems = []
     for folder in sorted(present_dirs - expected_dirs):
-        parent = str(PurePosixPath(folder).parent)
+        parent = folder.rpartition("/")[0] or "."
         if folder.count("/") < unknown_depth and (parent == "." or parent in expected_dirs):
             unknown_problems.append(Problem(store.describe(folder),
                                             "unknown folder (no such video / query in the dataset)"))

@@ -14,6 +14,14 @@ def _isolated_results_store(tmp_path, monkeypatch):
     monkeypatch.setenv("REFVPS_RESULTS", str(tmp_path / "results-store"))
 
 
+@pytest.fixture
+def pooled(monkeypatch):
+    """Score the (small) test datasets on a real process pool when a test asks for workers:
+    refvps scores a job under ``SMALL_JOB_FRAMES`` query-frames in one process, whatever the
+    worker count."""
+    monkeypatch.setattr("refvps.executors.SMALL_JOB_FRAMES", 0)
+
+
 def pytest_collection_modifyitems(config, items):
     """`upstream` tests run only when REFVPS_UPSTREAM names a folder of upstream checkouts."""
     import os

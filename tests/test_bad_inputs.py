@@ -703,7 +703,7 @@ def test_bad_input_through_the_cli_exits_2(case, trees, tmp_path):
     _assert_reported(case, bench, lines)
 
 
-def test_frame_vanishing_after_listing_is_a_problem_not_a_skip(trees, tmp_path, monkeypatch):
+def test_frame_vanishing_after_listing_is_a_problem_not_a_skip(pooled, trees, tmp_path, monkeypatch):
     """A scored frame the presence check saw, gone when the scorer reads it: a problem."""
     import refvps.evaluation as evaluation
 

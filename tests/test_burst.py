@@ -263,7 +263,7 @@ def test_class_average_is_not_the_query_mean(tao, shifted_preds):
     assert result.metrics["J"] != pytest.approx(float(np.mean(result.units["J"])), abs=1e-6)
 
 
-def test_matches_literal_rem_on_random_predictions(tao, tmp_path):
+def test_matches_literal_rem_on_random_predictions(pooled, tao, tmp_path):
     """Random noise plus partly correct masks: refvps equals the literal REM script exactly."""
     def noisy(gt, rng):
         pred = (rng.random(gt.shape) < 0.3).astype(np.uint8)

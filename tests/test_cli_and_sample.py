@@ -55,7 +55,7 @@ def test_sample_is_deterministic(sample, tmp_path):
     assert _tree_digest(again.predictions["flicker"]) == _tree_digest(sample.predictions["flicker"])
 
 
-def test_eval_cli_text_json_and_out(sample, tmp_path):
+def test_eval_cli_text_json_and_out(pooled, sample, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["eval", "--data", str(sample.root), "--preds",
                                   str(sample.predictions["perfect"]), "--no-progress"])
@@ -156,7 +156,9 @@ def test_pool_from_a_script_needs_the_main_guard(tmp_path, guarded):
     body = f"if __name__ == '__main__':\n    {call}\n" if guarded else \
         f"if True:\n    {call}\n"
     script = tmp_path / "score.py"
-    script.write_text("import refvps\n" + body)
+    # A pool starts only for jobs of SMALL_JOB_FRAMES query-frames or more: this small one too.
+    script.write_text("import refvps, refvps.executors\nrefvps.executors.SMALL_JOB_FRAMES = 0\n"
+                      + body)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)
     if guarded:

@@ -142,7 +142,7 @@ def test_strict_lists_every_missing_video_expression_and_frame(root, tmp_path):
     assert "--missing official" in text
 
 
-def test_official_mode_zero_video_and_dropped_expressions(root, tmp_path):
+def test_official_mode_zero_video_and_dropped_expressions(pooled, root, tmp_path):
     preds = write_predictions(tmp_path / "p", "valid_u", shift_right,
                               skip=(f"{B_VIDEO}/", f"{C_VIDEO}/1/"))
     result = run(preds, root, missing="official", workers=2)
@@ -318,7 +318,7 @@ def test_data_may_be_the_split_folder(root, shifted):
     assert runner.exit_code == 0, runner.output
 
 
-def test_pool_splits_the_shortest_videos_and_scores_every_query_once(root, shifted):
+def test_pool_splits_the_shortest_videos_and_scores_every_query_once(pooled, root, shifted):
     """A pool scores the shortest videos' expressions in two halves (so no worker waits for
     another's whole video); every expression is still scored once, with the serial result."""
     import pandas as pd
@@ -335,9 +335,9 @@ def test_pool_splits_the_shortest_videos_and_scores_every_query_once(root, shift
     for video in {task.video for task in scheduled}:
         parts = [task.part for task in scheduled if task.video == video]
         assert sorted(parts) in ([0], [0, 1])
-    serial, pooled = run(shifted, root), run(shifted, root, workers=2)
-    pd.testing.assert_frame_equal(serial.frames, pooled.frames)
-    assert serial.metrics == pooled.metrics and serial.summary["counts"] == pooled.summary["counts"]
+    serial, in_pool = run(shifted, root), run(shifted, root, workers=2)
+    pd.testing.assert_frame_equal(serial.frames, in_pool.frames)
+    assert serial.metrics == in_pool.metrics and serial.summary["counts"] == in_pool.summary["counts"]
 
 
 def test_split_task_halves_by_frames(root):

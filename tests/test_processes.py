@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.heavy_refvps import build_heavy
-from tests.refvps_fixture import build_refvps, write_predictions
 
 psutil = pytest.importorskip("psutil", reason="psutil is a dev dependency (pip install -e .[dev])")
 
@@ -31,16 +30,16 @@ def _refvps_command() -> list[str]:
     return [found]
 
 
-def test_workers_do_not_import_from_the_current_folder(tmp_path):
-    """A folder named refvps in the current folder (e.g. the parent of a clone) is not refvps."""
-    build_refvps(tmp_path / "data")
-    preds = write_predictions(tmp_path / "preds", dx=2)
+def test_workers_do_not_import_from_the_current_folder(heavy, tmp_path):
+    """A folder named refvps in the current folder (e.g. the parent of a clone) is not refvps.
+    (The heavy dataset: a pool starts only for a job that is not small.)"""
+    data, preds = heavy
     cwd = tmp_path / "parent-of-a-clone"
     (cwd / "refvps").mkdir(parents=True)
     scores = {}
     for workers in ("1", "2"):
         run = subprocess.run(_refvps_command() + [
-            "eval", "--data", str(tmp_path / "data"), "--preds", str(preds), "-j", workers,
+            "eval", "--data", str(data), "--preds", str(preds), "-j", workers,
             "--json", "--no-record", "--no-progress"], cwd=cwd, capture_output=True, text=True,
             timeout=300)
         assert run.returncode == 0, run.stderr
@@ -82,12 +81,12 @@ def test_killing_eval_ends_its_workers(heavy, tmp_path, signum):
     data, preds = heavy
     out = tmp_path / "out"
     proc = subprocess.Popen(_refvps_command() + [
-        "eval", "--data", str(data), "--preds", str(preds), "-j", "2", "--no-record",
+        "eval", "--data", str(data), "--preds", str(preds), "-j", "3", "--no-record",
         "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)  # the signal reaches the eval only, not its workers
     descendants = []
     try:
-        descendants = _wait_for_workers(proc, workers=2)
+        descendants = _wait_for_workers(proc, workers=2)  # -j 3: the eval and two pool workers
         assert len(descendants) >= 3  # fork server and two workers (and a resource tracker)
         os.kill(proc.pid, signum)
         started = time.monotonic()

@@ -175,7 +175,7 @@ def test_train_split_and_run_subset(raw):
     assert result.tables["objects"]["expression"].item() == "an old car"
 
 
-def test_zip_with_wrapper_folder_and_process_pool(raw, tmp_path):
+def test_zip_with_wrapper_folder_and_process_pool(pooled, raw, tmp_path):
     data, preds = raw
     archive = tmp_path / "preds.zip"
     with zipfile.ZipFile(archive, "w") as zf:

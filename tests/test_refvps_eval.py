@@ -62,7 +62,7 @@ def test_perfect_predictions_score_one(dataset, tmp_path):
                                         "missing_frames_scored_empty": 0, "units_with_missing": 0}
 
 
-def test_shifted_predictions_hand_computed(dataset, tmp_path):
+def test_shifted_predictions_hand_computed(pooled, dataset, tmp_path):
     preds = write_predictions(tmp_path / "shifted", dx=5)
     result = evaluate(preds, "ref-vps", dataset, workers=2, progress=False)
     frames = result.frames.set_index(["unit", "frame"])["J"]
@@ -80,12 +80,47 @@ def test_shifted_predictions_hand_computed(dataset, tmp_path):
     assert groups.loc["temporal_object_changes", "n_units"] == 8
 
 
-def test_serial_and_pool_results_are_identical(dataset, tmp_path):
+def test_serial_and_pool_results_are_identical(pooled, dataset, tmp_path, monkeypatch):
+    """With 2 workers this process scores tasks too, beside one pool worker, from one queue:
+    held up on its first task, it leaves the rest to the pool; the results are the serial ones."""
+    import time
+
+    import refvps.loaders.base as base
+
     preds = write_predictions(tmp_path / "shifted", dx=5)
     serial = evaluate(preds, "ref-vps", dataset, workers=1, progress=False)
-    pooled = evaluate(preds, "ref-vps", dataset, workers=2, progress=False)
-    pd.testing.assert_frame_equal(serial.frames, pooled.frames)
-    assert serial.metrics == pooled.metrics
+    here = []
+    real = base.score_safely
+
+    def slow_here(benchmark, task, *args):
+        if not here:
+            time.sleep(3)  # the pool worker starts and takes the other tasks meanwhile
+        here.append(task.video)
+        return real(benchmark, task, *args)
+
+    monkeypatch.setattr(base, "score_safely", slow_here)  # this process only
+    in_pool = evaluate(preds, "ref-vps", dataset, workers=2, progress=False)
+    tasks = len(load_benchmark("ref-vps", dataset).tasks())
+    assert 1 <= len(here) < tasks, here
+    pd.testing.assert_frame_equal(serial.frames, in_pool.frames)
+    assert serial.metrics == in_pool.metrics
+
+
+def test_two_workers_score_a_small_job_in_this_process(dataset, tmp_path, monkeypatch):
+    """Under SMALL_JOB_FRAMES query-frames no pool starts, whatever the worker count: it would
+    make two workers slower than one."""
+    import refvps.executors as executors
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started for a small job")
+
+    monkeypatch.setattr(executors, "process_pool", no_pool)
+    monkeypatch.setattr(executors, "start_pool_server", no_pool)
+    preds = write_predictions(tmp_path / "p", dx=5)
+    result = evaluate(preds, "ref-vps", dataset, workers=2, progress=False)
+    assert result.summary["counts"]["frames_scored"] < executors.SMALL_JOB_FRAMES
+    assert result.metrics == evaluate(preds, "ref-vps", dataset, workers=1,
+                                      progress=False).metrics
 
 
 def test_prediction_inside_ignore_scores_one(dataset, tmp_path):
@@ -98,7 +133,7 @@ def test_prediction_inside_ignore_scores_one(dataset, tmp_path):
     assert result.metrics["J"] == 1.0
 
 
-def test_missing_unannotated_frame_is_fine_and_zip_works(dataset, tmp_path):
+def test_missing_unannotated_frame_is_fine_and_zip_works(pooled, dataset, tmp_path):
     preds = write_predictions(tmp_path / "p", dx=5)
     (preds / "vps_0001" / "0" / "00001.png").unlink()  # not an annotated frame
     archive = tmp_path / "preds.zip"
@@ -111,7 +146,7 @@ def test_missing_unannotated_frame_is_fine_and_zip_works(dataset, tmp_path):
     assert from_dir.metrics["J"] == pytest.approx((J_CLIP_1 + J_CLIP_2) / 2, rel=1e-15)
 
 
-def test_all_prediction_problems_reported_at_once(dataset, tmp_path):
+def test_all_prediction_problems_reported_at_once(pooled, dataset, tmp_path):
     preds = write_predictions(tmp_path / "p")
     (preds / "vps_0001" / "0" / "00004.png").unlink()                  # missing annotated frame
     shutil.rmtree(preds / "vps_0001" / "2")                            # missing expression
@@ -198,7 +233,7 @@ def test_outputs_written(dataset, tmp_path):
     assert clips.loc["vps_0002", "J"] == pytest.approx(J_CLIP_2, rel=1e-15)
 
 
-def test_fingerprint_changes_with_ground_truth(dataset, tmp_path):
+def test_fingerprint_changes_with_ground_truth(pooled, dataset, tmp_path):
     preds = write_predictions(tmp_path / "p")
     before = evaluate(preds, "ref-vps", dataset, workers=1, progress=False)
     again = evaluate(preds, "ref-vps", dataset, workers=2, progress=False)

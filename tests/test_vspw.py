@@ -193,7 +193,7 @@ A_SKY = (9 / 11 + 1 + 9 / 11) / 3
 EXPECTED = ((A_WALL + 7 / 9) / 2 + A_SKY + 0.8) / 3
 
 
-def test_shifted_hand_values_rem_layout_reverse_written(vspw, shifted_preds):
+def test_shifted_hand_values_rem_layout_reverse_written(pooled, vspw, shifted_preds):
     result = evaluate(shifted_preds, "vspw", vspw, workers=2, progress=False)
     assert result.metrics["prediction_layout"] == "rem"
     assert result.metrics["J"] == pytest.approx(EXPECTED, abs=1e-12)

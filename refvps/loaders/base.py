@@ -97,21 +97,28 @@ def score_safely(benchmark: "Benchmark", task: VideoTask, reader,
         return TaskResult([], [Problem(exc.path, exc.what)])
 
 
-def _unit_stats(group: pd.DataFrame, compute_f: bool, decay_mode: str) -> dict:
-    j = group["J"].to_numpy()
+UNIT_STATS = ("J", "J_recall", "J_decay", "TC", "n_frames", "empty_pred_rate", "missing_frames")
+UNIT_F_STATS = ("F", "F_recall", "F_decay", "J&F")
+"""The columns of :meth:`Benchmark.unit_scores` (the second group where F is scored)."""
+
+
+def _unit_stats(unit: str, columns: dict[str, np.ndarray], compute_f: bool,
+                decay_mode: str) -> dict:
+    """One unit's statistics from its frames' columns (J, F, pred_area, pred_missing)."""
+    j = columns["J"]
     stats = {
         "J": sequence_mean(j),
         "J_recall": sequence_recall(j),
-        "J_decay": decay_with_check(j, decay_mode, label=str(group.name)),
+        "J_decay": decay_with_check(j, decay_mode, label=unit),
         "TC": temporal_consistency(j),
-        "n_frames": int(len(group)),
-        "empty_pred_rate": float(np.mean(group["pred_area"].to_numpy() == 0)),
-        "missing_frames": int(group["pred_missing"].sum()),
+        "n_frames": len(j),
+        "empty_pred_rate": float(np.mean(columns["pred_area"] == 0)),
+        "missing_frames": int(columns["pred_missing"].sum()),
     }
     if compute_f:
-        f = group["F"].to_numpy()
+        f = columns["F"]
         stats.update({"F": sequence_mean(f), "F_recall": sequence_recall(f),
-                      "F_decay": decay_with_check(f, decay_mode, label=str(group.name))})
+                      "F_decay": decay_with_check(f, decay_mode, label=unit)})
         stats["J&F"] = jf_score(stats["J"], stats["F"])
     return stats
 
@@ -308,14 +315,26 @@ class Benchmark(ABC):
 
     # --- protocol ---------------------------------------------------------------------------
     def unit_scores(self, frames: pd.DataFrame) -> pd.DataFrame:
-        """Per-unit statistics from the per-frame rows (frames in scoring order)."""
+        """Per-unit statistics from the per-frame rows (frames in scoring order), one row per
+        unit in sorted order, every statistic a float64 column.
+
+        Each unit's frames are a slice of the columns once the rows are sorted by unit, so the
+        statistics run on NumPy slices (a pandas group apply costs ~0.4 ms a unit).
+        """
         import pandas as pd
 
         frames = frames.sort_values(["unit", "t"], kind="stable")
-        stats = frames.groupby("unit", sort=False).apply(
-            lambda g: pd.Series(_unit_stats(g, self.compute_f, self.decay_mode)),
-            include_groups=False)
-        return stats.reset_index()
+        names = ["J", "pred_area", "pred_missing"] + (["F"] if self.compute_f else [])
+        columns = {name: frames[name].to_numpy() for name in names}
+        units = frames["unit"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]]) if len(units) else []
+        ends = [*starts[1:], len(units)]
+        stats = [_unit_stats(str(units[a]), {name: col[a:b] for name, col in columns.items()},
+                             self.compute_f, self.decay_mode) for a, b in zip(starts, ends)]
+        keys = UNIT_STATS + (UNIT_F_STATS if self.compute_f else ())
+        table = pd.DataFrame(stats, columns=list(keys), dtype=np.float64)
+        table.insert(0, "unit", units[starts] if len(units) else [])
+        return table
 
     def aggregate(self, frames: pd.DataFrame, units: pd.DataFrame) -> tuple[dict, dict]:
         """(headline metrics, tables) of the protocol; ``units`` = metadata joined with scores."""

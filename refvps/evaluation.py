@@ -232,6 +232,8 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
     ``missing`` selects one of the benchmark's ``missing_modes`` (e.g. MeViS ``"official"``,
     which reproduces the official script's handling; what it tolerated is counted and warned).
     ``runs`` picks annotator runs of benchmarks that have them (Ref-DAVIS: 0..3).
+    ``workers`` processes score, this one included (default: every core); a job under
+    ``refvps.executors.SMALL_JOB_FRAMES`` query-frames is scored in this process alone.
     ``out`` is checked and locked before anything is scored, and written as one set.
     """
     started = time.perf_counter()

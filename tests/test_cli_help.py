@@ -62,3 +62,13 @@ def test_output_formats_exclude_each_other(tmp_path):
         result = CliRunner().invoke(main, [*path, "--csv", "--json"])
         assert result.exit_code == 2, path
         assert "--csv and --json exclude each other" in result.output, path
+
+
+@pytest.mark.parametrize("command", ["eval", "demo"])
+def test_workers_help_states_the_small_job_size(command):
+    """The --workers help quotes refvps.executors.SMALL_JOB_FRAMES (kept out of the command
+    line's imports, which must stay fast)."""
+    from refvps.executors import SMALL_JOB_FRAMES
+
+    text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+    assert f"a job under {SMALL_JOB_FRAMES:,} query-frames runs in this one" in text

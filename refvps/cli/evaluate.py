@@ -16,7 +16,9 @@ from refvps.metrics.modes import DECAY_MODES
 @click.option("--preds", required=True, type=click.Path(exists=True),
               help="Predictions folder or .zip (<video>/<query>/<frame>.png).")
 @click.option("--split", default=None, help="Split (default: the benchmark's evaluation split).")
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Processes scoring, this one included (default: all cores; a job under "
+                   "3,000 query-frames runs in this one).")
 @click.option("--allow-missing", is_flag=True,
               help="Score missing prediction frames as empty masks (counted in the output).")
 @click.option("--missing", type=click.Choice(["strict", "official"]), default=None,
@@ -104,7 +106,9 @@ def sample_command(out, no_predictions):
 @click.command("demo")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
               help="Where to write the sample (default: a per-user cache folder).")
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Processes scoring, this one included (default: all cores; a job under "
+                   "3,000 query-frames runs in this one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def demo_command(directory, workers, as_json):
     """Generate the sample benchmark and score every reference predictor on it.

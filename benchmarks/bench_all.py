@@ -12,14 +12,17 @@ printed before every section.
 2. PNG decoding: refvps' readers vs ``cv2.imdecode`` grayscale and ``np.array(PIL.Image.open)``
    on PIL-written masks.
 3. MeViS end to end on PIL-written predictions: the literal ``eval_mevis.py``
-   (tests/_official_mevis.py, one process) vs ``refvps.evaluate`` with 1 and 2 workers vs the
-   decode floor (``cv2.imread`` grayscale of every prediction); peak memory at two sizes.
-4. Ref-DAVIS unsupervised: refvps vs the literal dense evaluator
+   (tests/_official_mevis.py, one process) vs ``refvps.evaluate`` with 1 worker vs the decode
+   floor (``cv2.imread`` grayscale of every prediction); peak memory at two sizes.
+4. 2 workers vs 1 worker, each a fresh process, in interleaved pairs: on the MeViS workload and
+   on a small job (the Ref-VPS sample).
+5. Ref-DAVIS unsupervised: refvps vs the literal dense evaluator
    (tests/literal_davis_unsupervised.py).
-5. ``refvps --help`` and an argument error, wall time of a fresh process.
+6. ``refvps --help`` and an argument error, wall time of a fresh process.
 
-    python benchmarks/bench_all.py --quick      # about a minute on 2 idle cores
+    python benchmarks/bench_all.py --quick      # about two minutes on 2 idle cores
     python benchmarks/bench_all.py              # the issue's sizes (12,000 MeViS frames)
+    python benchmarks/bench_all.py --only workers   # section 4 alone
 """
 from __future__ import annotations
 
@@ -156,11 +159,12 @@ def _fresh_eval(root: Path, preds: Path, workers: int, benchmark: str = "mevis",
 
 
 def _workers_1_vs_2(root: Path, preds: Path, pairs: int, **where) -> str:
-    """2 workers against 1, fresh processes run in interleaved pairs, as wall-time ratios."""
+    """2 workers against 1, fresh processes run in interleaved pairs (which runs first
+    alternates), as wall-time ratios."""
     times: dict[int, list[float]] = {1: [], 2: []}
     seen = []
-    for _ in range(pairs):
-        for workers in (1, 2):
+    for pair in range(pairs):
+        for workers in (1, 2) if pair % 2 == 0 else (2, 1):
             seconds, metrics = _fresh_eval(root, preds, workers, **where)
             times[workers].append(seconds)
             seen.append(metrics)
@@ -171,7 +175,7 @@ def _workers_1_vs_2(root: Path, preds: Path, pairs: int, **where) -> str:
             f"2 workers {min(times[2]):.3f} s)")
 
 
-def bench_mevis(frames: int, rounds: int, pairs: int, work: Path) -> None:
+def bench_mevis(frames: int, rounds: int, work: Path) -> None:
     from bench_mevis import FRAMES, build, peak_rss_mib
 
     print(f"\n3. MeViS end to end, {frames} expression-frames at 480x854, PNGs written by PIL "
@@ -207,25 +211,31 @@ def bench_mevis(frames: int, rounds: int, pairs: int, work: Path) -> None:
     print(f"   refvps 1 worker / decode floor (CPU):    min "
           f"{min(r / fl for r, fl in zip(runs['refvps-1'], runs['floor'])):.2f}  median "
           f"{statistics.median(r / fl for r, fl in zip(runs['refvps-1'], runs['floor'])):.2f}")
-    print(f"   2 workers vs 1 worker (wall, fresh process; {load()}):\n      "
-          f"{_workers_1_vs_2(root, preds, pairs)}")
-    sample = make_sample(work / "sample")
-    small = _workers_1_vs_2(sample.root, sample.predictions["eroded"], pairs,
-                            benchmark="ref-vps", split=None)
-    print(f"   small job, 2 workers vs 1 worker (the Ref-VPS sample, 384 query-frames; a job under "
-          f"{SMALL_JOB_FRAMES} query-frames runs in one process whatever the workers):\n      "
-          f"{small}")
     small_root, small_preds, small_frames = build(work / "mevis-b", scale / 2, seed=1,
                                                   writer="pil")
     print(f"   peak RSS of a fresh 1-worker eval: {peak_rss_mib(small_root, small_preds):.0f} MiB "
           f"at {small_frames} frames, {peak_rss_mib(root, preds):.0f} MiB at {n_frames} frames")
 
 
-# --- 4. Ref-DAVIS --------------------------------------------------------------------------------
+# --- 4. Workers ----------------------------------------------------------------------------------
+def bench_workers(frames: int, pairs: int, work: Path) -> None:
+    from bench_mevis import FRAMES, build
+
+    print(f"\n4. 2 workers vs 1 worker, wall time of a fresh process, interleaved pairs ({load()})")
+    root, preds, n_frames = build(work / "mevis-w", frames / FRAMES / 2200, writer="pil")
+    print(f"   MeViS, {n_frames} expression-frames: {_workers_1_vs_2(root, preds, pairs)}")
+    sample = make_sample(work / "sample")
+    small = _workers_1_vs_2(sample.root, sample.predictions["eroded"], 2 * pairs + 1,
+                            benchmark="ref-vps", split=None)  # 0.1 s runs: more pairs
+    print(f"   small job, the Ref-VPS sample (384 query-frames; under {SMALL_JOB_FRAMES} "
+          f"query-frames one process scores, whatever the workers):\n      {small}")
+
+
+# --- 5. Ref-DAVIS --------------------------------------------------------------------------------
 def bench_refdavis(n_seqs: int, n_frames: int, rounds: int, work: Path) -> None:
     from bench_refdavis import make_data
 
-    print(f"\n4. Ref-DAVIS unsupervised, {n_seqs} sequences x {n_frames} frames, 3 objects x 5 "
+    print(f"\n5. Ref-DAVIS unsupervised, {n_seqs} sequences x {n_frames} frames, 3 objects x 5 "
           f"proposals, 480x854 ({load()})")
     root = work / "refdavis"
     names = make_data(root, n_seqs, n_frames, 3, 5, (480, 854))
@@ -245,9 +255,9 @@ def bench_refdavis(n_seqs: int, n_frames: int, rounds: int, work: Path) -> None:
           f"{ratios(literal, ours)}")
 
 
-# --- 5. command line -------------------------------------------------------------------------------
+# --- 6. Command line ------------------------------------------------------------------------------
 def bench_cli(rounds: int) -> None:
-    print(f"\n5. Command line start-up, wall time of a fresh process, min of {rounds} ({load()})")
+    print(f"\n6. Command line start-up, wall time of a fresh process, min of {rounds} ({load()})")
     commands = {"python -c pass": [sys.executable, "-c", "pass"],
                 "refvps --help": [sys.executable, "-m", "refvps", "--help"],
                 "refvps eval (argument error)": [sys.executable, "-m", "refvps", "eval", "-b",
@@ -263,13 +273,14 @@ def bench_cli(rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--only", choices=["f", "png", "mevis", "refdavis", "cli"], nargs="*")
+    parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
+    parser.add_argument("--only", choices=["f", "png", "mevis", "workers", "refdavis", "cli"],
+                        nargs="*")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: temp)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     keep_freed_memory()  # as `refvps eval` and its workers do
-    sections = set(args.only or ["f", "png", "mevis", "refdavis", "cli"])
+    sections = set(args.only or ["f", "png", "mevis", "workers", "refdavis", "cli"])
     quick = args.quick
     from refvps.metrics.boundary import kernel_name
 
@@ -282,8 +293,9 @@ def main() -> None:
         if "png" in sections:
             bench_png(rounds=3 if quick else 5, count=40 if quick else 200)
         if "mevis" in sections:
-            bench_mevis(frames=1200 if quick else 12000, rounds=2, pairs=3 if quick else 7,
-                        work=work)
+            bench_mevis(frames=1200 if quick else 12000, rounds=2, work=work)
+        if "workers" in sections:
+            bench_workers(frames=3600 if quick else 12000, pairs=3 if quick else 7, work=work)
         if "refdavis" in sections:
             bench_refdavis(*((2, 8) if quick else (8, 30)), rounds=2, work=work)
         if "cli" in sections:

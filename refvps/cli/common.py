@@ -11,7 +11,8 @@ from refvps.errors import RefvpsError
 
 
 class RefvpsGroup(click.Group):
-    """Shows refvps errors (bad data, bad predictions) as messages with exit code 2."""
+    """Shows refvps errors (bad data, bad predictions) as messages with exit code 2; Ctrl+C
+    ends a command with status 130 (128 + SIGINT), as shells report it, after its clean-ups."""
 
     def invoke(self, ctx: click.Context):
         previous = _exit_on_sigterm()
@@ -20,6 +21,9 @@ class RefvpsGroup(click.Group):
         except RefvpsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(128 + signal.SIGINT)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -250,6 +250,7 @@ def _score_with_pool(benchmark: Benchmark, store, tasks: list[VideoTask], allow_
     total = len(pending)
     finished: queue.SimpleQueue = queue.SimpleQueue()  # (video, future) from the pool
     probes: list[Future] = []
+    start_failed: list[Exception] = []
 
     with process_pool(workers - 1, _init_worker, (benchmark, store, allow_missing)) as pool:
         def submit_next() -> None:
@@ -279,7 +280,13 @@ def _score_with_pool(benchmark: Benchmark, store, tasks: list[VideoTask], allow_
             for _ in range(workers - 1):
                 try:
                     probes.append(pool.submit(_ready))
-                except (BrokenProcessPool, RuntimeError):  # this process left on an error
+                except BrokenProcessPool as exc:
+                    start_failed.append(exc)
+                    return
+                except RuntimeError:  # shut down: this process left on an error
+                    return
+                except Exception as exc:  # a worker could not be started (fork, fork server)
+                    start_failed.append(exc)
                     return
                 probes[-1].add_done_callback(on_ready)
 
@@ -306,7 +313,13 @@ def _score_with_pool(benchmark: Benchmark, store, tasks: list[VideoTask], allow_
         finally:
             pending.clear()  # nothing more for the pool once this ends, however it ends
             starter.join()  # its workers started, so that an error can stop them
-    # A worker that died starting is an error even when this process scored everything.
+    # A worker that could not start is an error even when this process scored everything.
+    if start_failed:
+        exc = start_failed[0]
+        raise RefvpsError(_BROKEN_POOL if isinstance(exc, BrokenProcessPool) else
+                          f"the evaluation pool could not start a worker process "
+                          f"({type(exc).__name__}: {exc}); workers=1 (-j 1) evaluates in this "
+                          "process")
     if any(not probe.cancelled() and isinstance(probe.exception(), BrokenProcessPool)
            for probe in probes):
         raise RefvpsError(_BROKEN_POOL)

@@ -155,7 +155,8 @@ def _read_fd(fd: int, size: int) -> bytes:
 
 
 def _longer_than(limit: int) -> str:
-    return f"is larger than the {limit // 2**20} MiB refvps reads for one file of this kind; not read"
+    return (f"is larger than the {limit // 2**20} MiB refvps reads for one file of this kind; "
+            "not read")
 
 
 def read_bounded(handle: BinaryIO, where: str, limit: int = MAX_MASK_BYTES) -> bytes:

@@ -349,8 +349,8 @@ def check_presence(store: PredictionStore, required: list[str],
             missing_problems.append(Problem(store.describe(anchor),
                                             f"folder missing ({len(paths)} required frame(s))"))
         else:
-            names = [PurePosixPath(p).stem for p in sorted(paths)[:9]]
-            shown = ", ".join(names[:8]) + (", ..." if len(paths) > 8 else "")
+            names = [PurePosixPath(p).stem for p in sorted(paths)[:8]]
+            shown = ", ".join(names) + (", ..." if len(paths) > 8 else "")
             missing_problems.append(Problem(store.describe(anchor),
                                             f"missing {len(paths)} required frame(s): {shown}"))
     unknown_problems = []

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from refvps.errors import ValidationError
+from refvps.errors import RefvpsError, ValidationError
 from refvps.evaluation import evaluate
 from refvps.loaders import load_benchmark
 from refvps_fixture import build_refvps, write_png_labels, write_predictions
@@ -293,3 +293,21 @@ def test_a_dataset_without_queries_is_a_clear_error(tmp_path):
     (tmp_path / "preds").mkdir()
     with pytest.raises(RefvpsError, match="nothing to score"):
         evaluate(tmp_path / "preds", "ref-vps", tmp_path, progress=False)
+
+
+def test_a_pool_that_cannot_start_a_worker_is_an_error(pooled, dataset, tmp_path, monkeypatch):
+    """Starting a worker fails where ``ProcessPoolExecutor`` starts one (``_adjust_process_count``
+    -> ``_spawn_process`` -> ``Process.start``, e.g. EAGAIN from fork): an error naming the
+    cause and the way out, even though this process went on scoring meanwhile."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    def cannot_fork(self):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_adjust_process_count", cannot_fork)
+    preds = write_predictions(tmp_path / "p", dx=5)
+    with pytest.raises(RefvpsError) as info:
+        evaluate(preds, "ref-vps", dataset, workers=2, progress=False)
+    message = str(info.value)
+    assert "could not start a worker process" in message and "Resource temporarily" in message
+    assert "workers=1" in message

@@ -107,3 +107,33 @@ def test_killing_eval_ends_its_workers(heavy, tmp_path, signum):
     if signum != signal.SIGKILL:  # clean-ups ran: no staging folder left beside it either
         assert not list(tmp_path.glob(".out*")), list(tmp_path.iterdir())
         assert b"Traceback" not in stderr, stderr.decode()
+
+
+def test_a_worker_killed_mid_scoring_is_an_error_not_a_hang(heavy, tmp_path):
+    """A pool worker that dies while scoring (the kernel's OOM killer, say): the eval stops
+    with the message naming it, exit 2, no traceback, no output written, no process left."""
+    data, preds = heavy
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_refvps_command() + [
+        "eval", "--data", str(data), "--preds", str(preds), "-j", "2", "--no-record",
+        "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    descendants = []
+    try:
+        descendants = _wait_for_workers(proc, workers=1)
+        worker = next(p for p in descendants if _is_worker(p))
+        worker.kill()
+        stdout, stderr = proc.communicate(timeout=30)
+        gone, alive = psutil.wait_procs(descendants, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        for process in [*descendants, psutil.Process(proc.pid)] if proc.poll() is None \
+                else descendants:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+    assert proc.returncode == 2, stderr.decode()
+    assert b"a worker process of the evaluation pool died" in stderr, stderr.decode()
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert not out.exists()

@@ -70,6 +70,25 @@ def _is_worker(process) -> bool:
         return False
 
 
+def _start_eval(data: Path, preds: Path, out: Path, workers: int) -> subprocess.Popen:
+    """A real `refvps eval` in a session of its own: a signal sent to it reaches the eval only,
+    not its workers."""
+    return subprocess.Popen(_refvps_command() + [
+        "eval", "--data", str(data), "--preds", str(preds), "-j", str(workers), "--no-record",
+        "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+
+
+def _kill_leftovers(proc: subprocess.Popen, descendants: list) -> None:
+    """Whatever a failed test left running: the eval and every process it started."""
+    for process in [*descendants, psutil.Process(proc.pid)] if proc.poll() is None \
+            else descendants:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
 @pytest.fixture(scope="module")
 def heavy(tmp_path_factory):
     return build_heavy(tmp_path_factory.mktemp("heavy"))
@@ -80,10 +99,7 @@ def heavy(tmp_path_factory):
 def test_killing_eval_ends_its_workers(heavy, tmp_path, signum):
     data, preds = heavy
     out = tmp_path / "out"
-    proc = subprocess.Popen(_refvps_command() + [
-        "eval", "--data", str(data), "--preds", str(preds), "-j", "3", "--no-record",
-        "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)  # the signal reaches the eval only, not its workers
+    proc = _start_eval(data, preds, out, workers=3)
     descendants = []
     try:
         descendants = _wait_for_workers(proc, workers=2)  # -j 3: the eval and two pool workers
@@ -96,12 +112,7 @@ def test_killing_eval_ends_its_workers(heavy, tmp_path, signum):
         assert not alive, [p.cmdline() for p in alive]
         assert elapsed < 10
     finally:
-        for process in [*descendants, psutil.Process(proc.pid)] if proc.poll() is None \
-                else descendants:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
+        _kill_leftovers(proc, descendants)
     assert proc.returncode == (-signum if signum == signal.SIGKILL else 128 + signum)
     assert not out.exists()  # nothing half-written where the outputs go
     if signum != signal.SIGKILL:  # clean-ups ran: no staging folder left beside it either
@@ -114,10 +125,7 @@ def test_a_worker_killed_mid_scoring_is_an_error_not_a_hang(heavy, tmp_path):
     with the message naming it, exit 2, no traceback, no output written, no process left."""
     data, preds = heavy
     out = tmp_path / "out"
-    proc = subprocess.Popen(_refvps_command() + [
-        "eval", "--data", str(data), "--preds", str(preds), "-j", "2", "--no-record",
-        "--no-progress", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)
+    proc = _start_eval(data, preds, out, workers=2)
     descendants = []
     try:
         descendants = _wait_for_workers(proc, workers=1)
@@ -127,12 +135,7 @@ def test_a_worker_killed_mid_scoring_is_an_error_not_a_hang(heavy, tmp_path):
         gone, alive = psutil.wait_procs(descendants, timeout=10)
         assert not alive, [p.cmdline() for p in alive]
     finally:
-        for process in [*descendants, psutil.Process(proc.pid)] if proc.poll() is None \
-                else descendants:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
+        _kill_leftovers(proc, descendants)
     assert proc.returncode == 2, stderr.decode()
     assert b"a worker process of the evaluation pool died" in stderr, stderr.decode()
     assert b"Traceback" not in stderr, stderr.decode()

@@ -112,7 +112,7 @@ def _unit_stats(unit: str, columns: dict[str, np.ndarray], compute_f: bool,
         "J_decay": decay_with_check(j, decay_mode, label=unit),
         "TC": temporal_consistency(j),
         "n_frames": len(j),
-        "empty_pred_rate": float(np.mean(columns["pred_area"] == 0)),
+        "empty_pred_rate": np.count_nonzero(columns["pred_area"] == 0) / len(j),
         "missing_frames": int(columns["pred_missing"].sum()),
     }
     if compute_f:

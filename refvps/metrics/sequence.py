@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -10,9 +11,19 @@ from refvps.metrics.modes import DECAY_MODES, DecayMode
 
 
 def _nanmean(values: np.ndarray) -> float:
-    if values.size == 0 or np.all(np.isnan(values)):
+    """``np.nanmean`` of a float64 array, NaN (without a warning) when it holds no number.
+
+    The same arithmetic as NumPy's: NaNs replaced by 0 in a contiguous array, its pairwise
+    ``np.add.reduce``, divided by the count of numbers; without ``np.nanmean``'s per-call
+    overhead (~20 us), which per-unit statistics pay a few thousand times.
+    """
+    nan = np.isnan(values)
+    numbers = values.size - int(np.count_nonzero(nan))
+    if numbers == 0:
         return float("nan")
-    return float(np.nanmean(values))
+    contiguous = np.where(nan, 0.0, values) if numbers < values.size else \
+        np.ascontiguousarray(values)
+    return float(np.add.reduce(contiguous) / numbers)
 
 
 def sequence_mean(values: Sequence[float]) -> float:
@@ -26,10 +37,12 @@ def sequence_recall(values: Sequence[float], threshold: float = 0.5) -> float:
     if values.size == 0:
         return float("nan")
     with np.errstate(invalid="ignore"):
-        return float(np.mean(values > threshold))
+        above = np.count_nonzero(values > threshold)
+    return above / values.size  # np.mean's value: its float64 sum of 0s and 1s is exact
 
 
-def _decay_bins(n: int, mode: str) -> list[tuple[int, int]]:
+@lru_cache(maxsize=4096)  # a benchmark's units have a few hundred lengths at most
+def _decay_bins(n: int, mode: str) -> tuple[tuple[int, int], ...]:
     ids = np.round(np.linspace(1, n, 5) + 1e-10) - 1
     bins = []
     for k in range(4):
@@ -42,7 +55,7 @@ def _decay_bins(n: int, mode: str) -> list[tuple[int, int]]:
             bins.append((start % 256, (end % 256 + 1) % 256))
         else:
             raise ValueError(f"unknown decay mode {mode!r}; choose one of {DECAY_MODES}")
-    return bins
+    return tuple(bins)
 
 
 def sequence_decay(values: Sequence[float], mode: DecayMode = "davis2017") -> float:

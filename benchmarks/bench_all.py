@@ -139,40 +139,63 @@ def bench_png(rounds: int, count: int) -> None:
 
 # --- 3. MeViS end to end --------------------------------------------------------------------------
 def _fresh_eval(root: Path, preds: Path, workers: int, benchmark: str = "mevis",
-                split: str | None = "valid_u") -> tuple[float, dict]:
+                split: str | None = "valid_u") -> tuple[float, dict, float | None]:
     """Wall seconds of ``evaluate`` in a fresh process set up as ``refvps eval`` is (its pool
-    workers do not re-import this script, which imports the literal scorers), and J, F."""
+    workers do not re-import this script, which imports the literal scorers), J and F, and the
+    fraction of the machine's CPU time that was busy meanwhile (Linux ``/proc/stat``; None
+    elsewhere)."""
     code = (
-        "import json, time\n"
+        "import json, os, time\n"
         "from refvps.allocator import keep_freed_memory\n"
         "from refvps.evaluation import evaluate\n"
+        "def ticks():\n"
+        "    if not os.path.exists('/proc/stat'):\n"
+        "        return None\n"
+        "    with open('/proc/stat') as stat:\n"
+        "        values = [int(v) for v in stat.readline().split()[1:]]\n"
+        "    return sum(values), values[3] + values[4]  # all, idle + iowait\n"
         "keep_freed_memory()\n"
+        "before = ticks()\n"
         "started = time.perf_counter()\n"
         f"result = evaluate({str(preds)!r}, {benchmark!r}, {str(root)!r}, {split!r}, "
         f"workers={workers}, progress=False)\n"
-        "print(json.dumps([time.perf_counter() - started,"
-        " {'J': result.metrics['J'], 'F': result.metrics['F']}]))\n")
+        "seconds = time.perf_counter() - started\n"
+        "after = ticks()\n"
+        "busy = None if before is None or after[0] == before[0] else "
+        "1 - (after[1] - before[1]) / (after[0] - before[0])\n"
+        "print(json.dumps([seconds, {'J': result.metrics['J'], 'F': result.metrics['F']}, busy]))\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout
-    seconds, metrics = json.loads(out.strip().splitlines()[-1])
-    return seconds, metrics
+    seconds, metrics, busy = json.loads(out.strip().splitlines()[-1])
+    return seconds, metrics, busy
 
 
-def _workers_1_vs_2(root: Path, preds: Path, pairs: int, **where) -> str:
+def _workers_1_vs_2(root: Path, preds: Path, pairs: int, target: float | None = 1.8,
+                    **where) -> str:
     """2 workers against 1, fresh processes run in interleaved pairs (which runs first
-    alternates), as wall-time ratios."""
+    alternates), as wall-time ratios: their median and quartiles, how many pairs reach
+    ``target``, the ratio of the fastest runs, and how busy the machine's cores were during
+    the 2-worker runs (what the pool's start and the serial parts leave idle)."""
     times: dict[int, list[float]] = {1: [], 2: []}
+    busy: list[float] = []
     seen = []
     for pair in range(pairs):
         for workers in (1, 2) if pair % 2 == 0 else (2, 1):
-            seconds, metrics = _fresh_eval(root, preds, workers, **where)
+            seconds, metrics, machine_busy = _fresh_eval(root, preds, workers, **where)
             times[workers].append(seconds)
             seen.append(metrics)
+            if workers == 2 and machine_busy is not None:
+                busy.append(machine_busy)
     assert all(metrics == seen[0] for metrics in seen), seen
     per_pair = [one / two for one, two in zip(times[1], times[2])]
-    return (f"min/min {min(times[1]) / min(times[2]):.2f}x  median of {pairs} pairs "
-            f"{statistics.median(per_pair):.2f}x   (1 worker {min(times[1]):.3f} s, "
-            f"2 workers {min(times[2]):.3f} s)")
+    low, _, high = statistics.quantiles(per_pair, n=4) if pairs > 1 else per_pair * 3
+    cores = f", cores busy during 2-worker runs {statistics.median(busy):.0%}" if busy else ""
+    reached = "" if target is None else \
+        f", {sum(r >= target for r in per_pair)} of {pairs} pairs >= {target}x"
+    return (f"median of {pairs} pairs {statistics.median(per_pair):.2f}x (quartiles "
+            f"{low:.2f}-{high:.2f}{reached})  "
+            f"min/min {min(times[1]) / min(times[2]):.2f}x\n      (1 worker {min(times[1]):.3f} s, "
+            f"2 workers {min(times[2]):.3f} s{cores})")
 
 
 def bench_mevis(frames: int, rounds: int, work: Path) -> None:
@@ -223,10 +246,10 @@ def bench_workers(frames: int, pairs: int, work: Path) -> None:
 
     print(f"\n4. 2 workers vs 1 worker, wall time of a fresh process, interleaved pairs ({load()})")
     root, preds, n_frames = build(work / "mevis-w", frames / FRAMES / 2200, writer="pil")
-    print(f"   MeViS, {n_frames} expression-frames: {_workers_1_vs_2(root, preds, pairs)}")
+    print(f"   MeViS, {n_frames} expression-frames:\n      {_workers_1_vs_2(root, preds, pairs)}")
     sample = make_sample(work / "sample")
     small = _workers_1_vs_2(sample.root, sample.predictions["eroded"], 2 * pairs + 1,
-                            benchmark="ref-vps", split=None)  # 0.1 s runs: more pairs
+                            target=None, benchmark="ref-vps", split=None)  # 0.1 s runs: more pairs
     print(f"   small job, the Ref-VPS sample (384 query-frames; under {SMALL_JOB_FRAMES} "
           f"query-frames one process scores, whatever the workers):\n      {small}")
 
@@ -295,7 +318,7 @@ def main() -> None:
         if "mevis" in sections:
             bench_mevis(frames=1200 if quick else 12000, rounds=2, work=work)
         if "workers" in sections:
-            bench_workers(frames=3600 if quick else 12000, pairs=3 if quick else 7, work=work)
+            bench_workers(frames=3600 if quick else 12000, pairs=3 if quick else 11, work=work)
         if "refdavis" in sections:
             bench_refdavis(*((2, 8) if quick else (8, 30)), rounds=2, work=work)
         if "cli" in sections:

@@ -1,6 +1,7 @@
 """Run per-video scoring tasks in-process, on a local process pool or on Ray, with a progress bar."""
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import queue
@@ -209,16 +210,25 @@ def _task_frames(task: VideoTask) -> int:
     return sum(len(query.frames) for query in task.queries)
 
 
+PARTS_PER_WORKER = 4
+"""A pool's tasks are cut to at most 1/(this x workers) of the job's query-frames: with fewer,
+larger tasks, a worker that starts late (its process imports numpy and OpenCV first) or the
+last task to finish leaves the other processes idle for longer."""
+
+
 def _schedule(benchmark: Benchmark, store, tasks: list[VideoTask],
               workers: int) -> list[VideoTask]:
     """The order a pool takes the tasks in: largest first, so that the last ones to finish are
-    short, with the ``workers`` shortest videos in halves where the benchmark scores query by
-    query, so that no worker is left with a whole video while the others wait (results are
-    put in scoring order afterwards, whatever order they arrive in)."""
+    short. Where the benchmark scores query by query, a video longer than the cap above is cut
+    into parts of consecutive queries, and the ``workers`` shortest videos at least in halves,
+    so that no process is left with a whole video while the others wait (results are put in
+    scoring order afterwards, whatever order they arrive in)."""
     ordered = sorted(tasks, key=_task_frames, reverse=True)
-    head, tail = ordered[:-workers], ordered[-workers:]
-    parts = [part for task in tail for part in benchmark.split_task(task, store)]
-    return head + sorted(parts, key=_task_frames, reverse=True)
+    cap = max(1, sum(_task_frames(task) for task in tasks) / (PARTS_PER_WORKER * workers))
+    shortest = {id(task) for task in ordered[-workers:]}
+    parts = [part for task in ordered for part in benchmark.split_task(
+        task, store, max(2 if id(task) in shortest else 1, math.ceil(_task_frames(task) / cap)))]
+    return sorted(parts, key=_task_frames, reverse=True)
 
 
 def pool_workers(tasks: list[VideoTask], workers: int | None) -> int:

@@ -319,7 +319,7 @@ def test_data_may_be_the_split_folder(root, shifted):
 
 
 def test_pool_splits_the_shortest_videos_and_scores_every_query_once(pooled, root, shifted):
-    """A pool scores the shortest videos' expressions in two halves (so no worker waits for
+    """A pool scores the shortest videos' expressions in parts (so no worker waits for
     another's whole video); every expression is still scored once, with the serial result."""
     import pandas as pd
 
@@ -334,7 +334,7 @@ def test_pool_splits_the_shortest_videos_and_scores_every_query_once(pooled, roo
     assert units == sorted(q.unit for task in tasks for q in task.queries)  # a partition
     for video in {task.video for task in scheduled}:
         parts = [task.part for task in scheduled if task.video == video]
-        assert sorted(parts) in ([0], [0, 1])
+        assert sorted(parts) == list(range(len(parts)))
     serial, in_pool = run(shifted, root), run(shifted, root, workers=2)
     pd.testing.assert_frame_equal(serial.frames, in_pool.frames)
     assert serial.metrics == in_pool.metrics and serial.summary["counts"] == in_pool.summary["counts"]
@@ -355,6 +355,53 @@ def test_split_task_halves_by_frames(root):
     assert bench.split_task(single, _AllFolders()) == [single]
     bench.set_missing_mode("official")  # a video missing under the official rule stays whole
     assert bench.split_task(task, _NoFolders()) == [task]
+
+
+def test_split_task_in_more_parts_cuts_at_the_nearest_query_boundaries(root):
+    from refvps.loaders.base import Query, VideoTask
+
+    bench = load_benchmark("mevis", root, "valid_u")
+    sizes = (10, 10, 30, 5, 25, 20)  # 100 frames; cumulative 10 20 50 55 80 100
+    queries = [Query("v", str(i), "", tuple(range(n))) for i, n in enumerate(sizes)]
+    task = VideoTask("v", queries, gt="shared")
+
+    def frames(parts):
+        return [sum(len(q.frames) for q in part.queries) for part in parts]
+
+    thirds = bench.split_task(task, _AllFolders(), 3)  # shares end at 33.3 and 66.7
+    assert frames(thirds) == [20, 35, 45]  # cuts at 20 (13.3 off; 50 is 16.7) and 55 (11.7)
+    quarters = bench.split_task(task, _AllFolders(), 4)  # shares end at 25, 50, 75
+    assert frames(quarters) == [20, 30, 30, 20]  # cuts at 20, 50, 80
+    for parts in (thirds, quarters):
+        assert [q for part in parts for q in part.queries] == queries
+        assert [part.part for part in parts] == list(range(len(parts)))
+        assert {part.gt for part in parts} == {"shared"}
+    # More parts than queries: one query each, never an empty part.
+    assert frames(bench.split_task(task, _AllFolders(), 20)) == list(sizes)
+    assert bench.split_task(task, _AllFolders(), 1) == [task]
+
+
+def test_pool_schedule_caps_tasks_at_a_share_of_the_job(root):
+    """Tasks longer than 1/(PARTS_PER_WORKER x workers) of the job are cut; the shortest
+    videos are halved; the order is largest first."""
+    from refvps.executors import PARTS_PER_WORKER, _schedule
+    from refvps.loaders.base import Query, VideoTask
+
+    bench = load_benchmark("mevis", root, "valid_u")
+    assert PARTS_PER_WORKER == 4
+
+    def video(name, n_queries, frames_each):
+        return VideoTask(name, [Query(name, str(i), "", tuple(range(frames_each)))
+                                for i in range(n_queries)])
+
+    # 2 workers: 1,600 frames, cap 200. "big" (800) -> 4 parts of 200; "mid" (400) -> 2;
+    # "a" and "b" (200 each) are the 2 shortest -> halves of 100.
+    tasks = [video("a", 4, 50), video("big", 16, 50), video("b", 4, 50), video("mid", 8, 50)]
+    scheduled = _schedule(bench, _AllFolders(), tasks, workers=2)
+    sizes = [sum(len(q.frames) for q in task.queries) for task in scheduled]
+    assert sizes == [200] * 6 + [100] * 4
+    assert sorted(task.video for task in scheduled) == ["a"] * 2 + ["b"] * 2 + ["big"] * 4 + \
+        ["mid"] * 2
 
 
 class _AllFolders:

@@ -48,7 +48,7 @@ class Query:
 class VideoTask:
     """A picklable unit of work: one video, its queries and where its ground truth lives.
 
-    A pool may score a video's queries in two parts (:meth:`Benchmark.split_task`): ``part``
+    A pool may score a video's queries in parts (:meth:`Benchmark.split_task`): ``part``
     numbers them.
     """
 
@@ -178,18 +178,23 @@ class Benchmark(ABC):
     def tasks(self) -> list[VideoTask]:
         """One task per video of the split, in a stable order."""
 
-    def split_task(self, task: VideoTask, store) -> list[VideoTask]:
-        """``task`` as two tasks of consecutive queries with about as many frames each, so that
-        a pool's last tasks are short; ``[task]`` where the protocol scores a video as a whole
+    def split_task(self, task: VideoTask, store, parts: int = 2) -> list[VideoTask]:
+        """``task`` as up to ``parts`` tasks of consecutive queries with about as many frames
+        each (each cut at the query boundary nearest its share), so that a pool's tasks are
+        short enough to balance; ``[task]`` where the protocol scores a video as a whole
         (``splits_by_query`` false) or it has a single query."""
-        if not self.splits_by_query or len(task.queries) < 2:
+        if not self.splits_by_query or len(task.queries) < 2 or parts < 2:
             return [task]
         frames = np.cumsum([len(query.frames) for query in task.queries])
-        middle = int(np.searchsorted(frames, frames[-1] / 2))  # the query holding the middle
-        cut = min((c for c in (middle, middle + 1) if 0 < c < len(task.queries)),
-                  key=lambda c: abs(2 * int(frames[c - 1]) - int(frames[-1])))
-        return [VideoTask(task.video, task.queries[:cut], task.gt, 0),
-                VideoTask(task.video, task.queries[cut:], task.gt, 1)]
+        cuts = set()
+        for k in range(1, parts):
+            share = frames[-1] * k / parts
+            near = int(np.searchsorted(frames, share))  # the query holding this share's end
+            cuts.add(min((c for c in (near, near + 1) if 0 < c < len(task.queries)),
+                         key=lambda c: abs(int(frames[c - 1]) - share)))
+        bounds = [0, *sorted(cuts), len(task.queries)]
+        return [VideoTask(task.video, task.queries[a:b], task.gt, part)
+                for part, (a, b) in enumerate(zip(bounds, bounds[1:]))]
 
     @abstractmethod
     def load_gt(self, task: VideoTask) -> GroundTruth:

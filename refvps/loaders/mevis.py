@@ -264,11 +264,11 @@ class MeViS(Benchmark):
     def tasks(self) -> list[VideoTask]:
         return self._build(with_gt=self.has_gt)
 
-    def split_task(self, task: VideoTask, store) -> list[VideoTask]:
+    def split_task(self, task: VideoTask, store, parts: int = 2) -> list[VideoTask]:
         # A video missing under the official rule is scored zero, and counted, as a whole.
         if self.missing == "official" and not store.has_folder(task.video):
             return [task]
-        return super().split_task(task, store)
+        return super().split_task(task, store, parts)
 
     def queries(self) -> list[Query]:
         return [q for task in self._build(with_gt=False) for q in task.queries]

@@ -254,7 +254,8 @@ def evaluate(preds: str | Path, benchmark: str | Benchmark = "ref-vps",
 def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor, progress,
               decay_mode, name, address, missing, runs, started) -> EvalResult:
     from refvps import __version__
-    from refvps.executors import pool_workers, score_tasks, start_pool_server
+    from refvps.executors import (pool_workers, score_tasks, start_pool_server,
+                                  start_resource_tracker)
 
     if missing is not None and not isinstance(benchmark, Benchmark):
         benchmark_class(benchmark).check_missing_mode(missing)  # before looking for the data
@@ -265,6 +266,8 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
     if options and "runs" not in inspect.signature(benchmark_class(benchmark)).parameters:
         raise RefvpsError(f"--runs applies to benchmarks with annotator runs (ref-davis), not "
                           f"{benchmark}")
+    if executor == "local":
+        start_resource_tracker(workers)  # on another core, while the benchmark loads
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(
         benchmark, data, split, decay_mode=decay_mode, **options)
     if missing is not None:

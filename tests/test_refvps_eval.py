@@ -123,6 +123,32 @@ def test_two_workers_score_a_small_job_in_this_process(dataset, tmp_path, monkey
                                       progress=False).metrics
 
 
+def test_resource_tracker_starts_before_the_benchmark_loads_when_a_pool_may_run(
+        dataset, tmp_path, monkeypatch):
+    """With more than one worker the resource tracker (which the fork server would start
+    first) is started before the benchmark loads, so that it is up when the fork server starts;
+    with one worker, or on Ray, it is not started at all."""
+    from multiprocessing import resource_tracker
+
+    import refvps.evaluation as evaluation
+
+    events: list[str] = []
+    monkeypatch.setattr(resource_tracker, "ensure_running", lambda: events.append("tracker"))
+    loader = evaluation.load_benchmark
+
+    def load_benchmark(*args, **kwargs):
+        events.append("benchmark")
+        return loader(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "load_benchmark", load_benchmark)
+    preds = write_predictions(tmp_path / "p")
+    evaluate(preds, "ref-vps", dataset, workers=1, progress=False)
+    assert events == ["benchmark"]
+    events.clear()
+    evaluate(preds, "ref-vps", dataset, workers=2, progress=False)
+    assert events == ["tracker", "benchmark"]
+
+
 def test_prediction_inside_ignore_scores_one(dataset, tmp_path):
     preds = write_predictions(tmp_path / "p")
     inside = np.zeros((29, 17), np.uint8)

@@ -33,11 +33,14 @@ _BROKEN_POOL = (
 
 
 def _init_worker(benchmark: Benchmark, store, allow_missing: bool) -> None:
-    import cv2
-
     from refvps.allocator import keep_freed_memory
 
-    cv2.setNumThreads(1)  # parallelism comes from the processes
+    # Parallelism comes from the processes: OpenCV, where a worker loads it (a fallback
+    # reader, the NumPy kernel), gets one thread.
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(1)
+    else:
+        os.environ["OPENCV_FOR_THREADS_NUM"] = "1"  # read by OpenCV when it loads
     keep_freed_memory()
     _STATE.update(benchmark=benchmark, store=store, allow_missing=allow_missing)
 
@@ -122,9 +125,11 @@ def _without_cwd_on_path() -> Iterator[None]:
             os.environ["PYTHONSAFEPATH"] = previous
 
 
-_WORKER_MODULES = ("refvps.executors", "cv2", "refvps.loaders.base", "refvps.predictions",
+_WORKER_MODULES = ("refvps.executors", "refvps.loaders.base", "refvps.predictions",
                    "refvps.pngdecode")
-"""What every scoring worker imports, done once in the fork server."""
+"""What every scoring worker imports, done once in the fork server. Not OpenCV (its libraries
+take 40 ms to load): workers use it only where a benchmark's module imports it, or to fall
+back on it."""
 
 
 def start_pool_server(modules: tuple[str, ...] = ()) -> None:
@@ -223,8 +228,9 @@ def default_workers() -> int:
 
 SMALL_JOB_FRAMES = 3000
 """Below this many query-frames one process scores the job, whatever the worker count asked
-for: starting a pool (its fork server imports numpy and OpenCV on the other core meanwhile)
-costs more than a second process saves there, and two workers would be slower than one."""
+for: starting a pool (its fork server imports numpy and the scoring modules on the other core
+meanwhile) costs more than a second process saves there, and two workers would be slower than
+one."""
 
 
 def _task_frames(task: VideoTask) -> int:
@@ -233,7 +239,7 @@ def _task_frames(task: VideoTask) -> int:
 
 PARTS_PER_WORKER = 4
 """A pool's tasks are cut to at most 1/(this x workers) of the job's query-frames: with fewer,
-larger tasks, a worker that starts late (its process imports numpy and OpenCV first) or the
+larger tasks, a worker that starts late (its process imports numpy and more first) or the
 last task to finish leaves the other processes idle for longer."""
 
 

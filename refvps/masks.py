@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from refvps.errors import MaskError
 from refvps.fileio import atomic_write
 from refvps.formats import voc_palette
 from refvps.inputs import check_png, read_file
 from refvps.pngdecode import decode_labels
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 _ACCEPTED_MODES = frozenset({"P", "L", "1"})  # palette, grayscale, bilevel
 _MODE_ERRORS = {
@@ -34,6 +36,8 @@ _MODE_ERRORS = {
 
 
 def _decode(source: BinaryIO, name: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError  # only here: masks decode without it
+
     try:
         with Image.open(source) as image:
             mode = image.mode
@@ -87,6 +91,8 @@ def write_label_mask(path: str | Path, labels: np.ndarray) -> None:
         if labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
             raise ValueError(f"{path}: label values must lie in 0..255")
         labels = labels.astype(np.uint8)
+    from PIL import Image
+
     image = Image.fromarray(labels)  # mode "L"; putpalette turns it into "P" keeping the values
     image.putpalette(voc_palette().ravel().tolist())
     _atomic_save(image, Path(path))
@@ -97,6 +103,8 @@ def write_binary_mask(path: str | Path, mask: np.ndarray) -> None:
     mask = binarize(mask)
     if mask.ndim != 2:
         raise ValueError(f"{path}: a mask must be 2-D, got shape {mask.shape}")
+    from PIL import Image
+
     _atomic_save(Image.fromarray(mask.astype(np.uint8) * 255), Path(path))
 
 
@@ -112,7 +120,6 @@ def rle_encode(mask: np.ndarray) -> dict:
 def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode COCO RLE to a bool H x W mask (C order); ``rle`` may be a dict or a bare counts
     string."""
-    import cv2
     from pycocotools import mask as mask_utils
 
     if isinstance(rle, (str, bytes)):
@@ -132,4 +139,20 @@ def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> 
         return np.zeros(decoded.shape, bool)
     # pycocotools fills the mask column by column (Fortran order); every later operation (a
     # union, a comparison with a C-order prediction) runs many times faster in C order.
-    return cv2.transpose(decoded.T).view(bool)
+    return _c_order(decoded).view(bool)
+
+
+def _c_order(mask: np.ndarray) -> np.ndarray:
+    """A Fortran-order uint8 H x W mask copied to C order, by the compiled kernel where it was
+    built (so that scoring processes need not load OpenCV), else by OpenCV: both ~10x faster
+    than NumPy's strided copy."""
+    from refvps.metrics.boundary import compiled_kernel
+
+    kernel = compiled_kernel()
+    if kernel is None:
+        import cv2
+
+        return cv2.transpose(mask.T)
+    out = np.empty(mask.shape, np.uint8)
+    kernel.transpose_u8(mask.T, out)
+    return out

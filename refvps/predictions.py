@@ -287,11 +287,11 @@ def _check_gray_readable(header: PngHeader, where: str) -> None:
 
 
 def _decode_cv2_gray(data: bytes, where: str) -> np.ndarray:
-    import cv2
-
     fast = decode_cv2_gray_foreground(data)  # None: not a plain greyscale PNG, OpenCV decides
     if fast is not None:
         return fast
+    import cv2  # only here: a scoring process that never falls back never loads OpenCV
+
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     except cv2.error as exc:

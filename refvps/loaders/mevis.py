@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from refvps.errors import MaskError, Problem
 from refvps.inputs import file_problem
@@ -224,6 +223,8 @@ class MeViS(Benchmark):
         reason = file_problem(path)
         if reason:
             return [Problem(str(path), reason)]
+        from PIL import Image  # the scoring processes, which load this module, never need it
+
         try:
             with Image.open(path) as image:
                 width, height = image.size

@@ -62,6 +62,12 @@ def kernel_name() -> str:
     return "numpy" if _FASTF is None else "compiled"
 
 
+def compiled_kernel():
+    """The compiled module (``pair_counts``, ``transpose_u8``), or None where refvps runs on
+    NumPy alone (not built, or ``REFVPS_NUMPY_KERNEL=1``)."""
+    return _FASTF
+
+
 def boundary_radius(shape: tuple[int, int], bound_th: float = DEFAULT_BOUND_TH) -> int:
     """Dilation radius in pixels: ``bound_th`` itself if >= 1, else ceil(bound_th * diagonal)."""
     height, width = shape

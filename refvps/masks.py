@@ -144,15 +144,15 @@ def rle_decode(rle: dict | str | bytes, size: tuple[int, int] | None = None) -> 
 
 def _c_order(mask: np.ndarray) -> np.ndarray:
     """A Fortran-order uint8 H x W mask copied to C order, by the compiled kernel where it was
-    built (so that scoring processes need not load OpenCV), else by OpenCV: both ~10x faster
-    than NumPy's strided copy."""
+    built with SIMD (so that scoring processes need not load OpenCV), else by OpenCV: both
+    ~10x faster than NumPy's strided copy."""
     from refvps.metrics.boundary import compiled_kernel
 
     kernel = compiled_kernel()
-    if kernel is None:
+    if kernel is None or not kernel.transpose_simd:
         import cv2
 
         return cv2.transpose(mask.T)
     out = np.empty(mask.shape, np.uint8)
-    kernel.transpose_u8(mask.T, out)
+    kernel.transpose_u8(np.ascontiguousarray(mask.T), out)  # no copy: mask.T is C-contiguous
     return out

@@ -72,6 +72,25 @@ def test_rle_decode_is_the_same_with_either_transpose(compiled, monkeypatch):
         assert np.array_equal(decoded, mask)
 
 
+@needs_kernel
+def test_the_compiled_transpose_is_used_only_with_simd(monkeypatch):
+    """Without SIMD (ARM builds) the byte-by-byte transpose would be slower than OpenCV's, so
+    masks go to OpenCV; on x86-64 the kernel has SSE2."""
+    import platform
+    from types import SimpleNamespace
+
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert COMPILED.transpose_simd == 1
+
+    def refuse(src, dst):
+        raise AssertionError("the byte-by-byte transpose was used")
+
+    monkeypatch.setattr(boundary_module, "_FASTF", SimpleNamespace(transpose_simd=0,
+                                                                   transpose_u8=refuse))
+    mask = np.random.default_rng(3).random((19, 23)) < 0.5
+    assert np.array_equal(rle_decode(rle_encode(mask)), mask)
+
+
 def test_scoring_workers_do_not_load_opencv(tmp_path):
     """A pool worker starts without OpenCV's libraries; should a fallback load them, OpenCV
     gets one thread (OPENCV_FOR_THREADS_NUM), as ``cv2.setNumThreads(1)`` did. A fresh

@@ -17,6 +17,8 @@
  * dst = src.T for C-contiguous 2-D uint8 arrays, src (rows, cols) and dst (cols, rows): the
  * transpose of a COCO RLE mask, which pycocotools decodes column by column, as fast as
  * OpenCV's (16x16 blocks in SSE2 registers), so that scoring processes need not load OpenCV.
+ * Without SSE2 (ARM) it is byte by byte and slower than OpenCV's, and the module constant
+ * transpose_simd is 0: refvps then transposes with OpenCV.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -408,7 +410,19 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastf",
-                                    "Compiled kernel of contour accuracy F.", -1, methods,
-                                    NULL, NULL, NULL, NULL};
+                                    "Compiled kernels: contour accuracy F, uint8 transpose.",
+                                    -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__fastf(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastf(void) {
+    PyObject *m = PyModule_Create(&module);
+#if defined(__SSE2__)
+    const long simd = 1;
+#else
+    const long simd = 0;
+#endif
+    if (m != NULL && PyModule_AddIntConstant(m, "transpose_simd", simd) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -253,14 +253,21 @@ HOT static int count_matched(const u64 *src, Extent se, const u64 *tgt, Extent t
     return 0;
 }
 
-static int get_bits(PyObject *obj, Py_buffer *view, const char *name) {
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    if (view->ndim != 2 || view->itemsize != 8) {
-        PyErr_Format(PyExc_ValueError, "%s: a 2-D array of 64-bit words is required", name);
+/* A C-contiguous 2-D buffer of `itemsize`-byte items (of struct format `format` unless NULL). */
+static int get_2d(PyObject *obj, Py_buffer *view, int flags, Py_ssize_t itemsize,
+                  const char *format, const char *name, const char *what) {
+    if (PyObject_GetBuffer(obj, view, flags | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->ndim != 2 || view->itemsize != itemsize ||
+        (format != NULL && view->format != NULL && strcmp(view->format, format) != 0)) {
+        PyErr_Format(PyExc_ValueError, "%s: a 2-D array of %s is required", name, what);
         PyBuffer_Release(view);
         return -1;
     }
     return 0;
+}
+
+static int get_bits(PyObject *obj, Py_buffer *view, const char *name) {
+    return get_2d(obj, view, PyBUF_SIMPLE, 8, NULL, name, "64-bit words");
 }
 
 static PyObject *pair_counts(PyObject *self, PyObject *args) {
@@ -355,14 +362,7 @@ static void transpose_16x16(const uint8_t *src, Py_ssize_t src_row, uint8_t *dst
 #endif
 
 static int get_u8(PyObject *obj, Py_buffer *view, int flags, const char *name) {
-    if (PyObject_GetBuffer(obj, view, flags | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    if (view->ndim != 2 || view->itemsize != 1 ||
-        (view->format != NULL && strcmp(view->format, "B") != 0)) {
-        PyErr_Format(PyExc_ValueError, "%s: a 2-D uint8 array is required", name);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
+    return get_2d(obj, view, flags, 1, "B", name, "uint8");
 }
 
 static PyObject *transpose_u8(PyObject *self, PyObject *args) {

@@ -300,7 +300,7 @@ def _evaluate(preds, benchmark, data, split, *, workers, allow_missing, executor
         tolerated.extend(result.tolerated)
         for key, value in result.counts.items():
             extra_counts[key] = extra_counts.get(key, 0) + value
-    # A problem with a video's ground truth is reported by both halves of a split video.
+    # A problem with a video's ground truth is reported by every part of a split video.
     problems, tolerated = list(dict.fromkeys(problems)), list(dict.fromkeys(tolerated))
     if problems:
         raise ValidationError(f"predictions {store.path}", problems,
